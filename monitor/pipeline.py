@@ -1,0 +1,140 @@
+"""The monitor: label -> normalise -> score -> learn, batch by batch, test-then-train.
+
+>>> from streams import Batch
+>>> mon = Monitor(seed=0)
+>>> scored = mon.process(Batch.of_values([80.0, 95.0, 88.0, 99.0, 85.0]))
+>>> scored.flag.dtype, len(scored)
+(dtype('bool'), 5)
+>>> mon.metrics.result()["readings"]
+5
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.learner import LearnerConfig, OnlineLearner
+from monitor.labels import DEFAULT_THRESHOLD, label
+from monitor.metrics import PrequentialMetrics
+from streams import Batch
+
+__all__ = ["Scored", "Monitor", "Trace"]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The records of n scored readings, as arrays in source order."""
+
+    time: np.ndarray  # (n,) float64
+    x: np.ndarray  # (n, d) float64 readings
+    label: np.ndarray  # (n,) float64 0/1
+    p: np.ndarray  # (n,) float64 probability of abnormal, scored before the reading was learned
+    flag: np.ndarray  # (n,) bool, p > flag_at
+    line: np.ndarray  # (n,) int64 source line numbers
+    key: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.p)
+
+
+class Trace:
+    """Per-reading history kept for plots and ablations (memory grows with the stream: opt-in)."""
+
+    def __init__(self) -> None:
+        self.p: list[np.ndarray] = []
+        self.label: list[np.ndarray] = []
+        self.x: list[np.ndarray] = []
+        self.time: list[np.ndarray] = []
+        self.loss_at: list[int] = []  # readings learned when each step's loss was recorded
+        self.loss: list[float] = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        cat = lambda parts, shape: np.concatenate(parts) if parts else np.empty(shape)  # noqa: E731
+        return {"p": cat(self.p, 0), "label": cat(self.label, 0), "x": cat(self.x, (0, 1)),
+                "time": cat(self.time, 0), "loss_at": np.asarray(self.loss_at, dtype=np.int64),
+                "loss": np.asarray(self.loss, dtype=np.float64)}
+
+
+class Monitor:
+    """Scores each reading with the current model, then learns from it (unless learn=False).
+
+    The learner is built on the first batch, when the number of features is known.
+    """
+
+    def __init__(self, config: LearnerConfig | None = None, *, threshold: float = DEFAULT_THRESHOLD,
+                 seed: int = 0, learn: bool = True, flag_at: float = 0.5, late_from: int | None = None,
+                 trace: bool = False) -> None:
+        self.config = config
+        self.threshold = threshold
+        self.seed = seed
+        self.learn = learn
+        self.flag_at = flag_at
+        self.late_from = late_from  # readings from this index on also count in metrics_late
+        self.learner: OnlineLearner | None = None
+        self.metrics = PrequentialMetrics()
+        self.metrics_late = PrequentialMetrics()
+        self.recent_losses: deque[float] = deque(maxlen=50)
+        self.trace = Trace() if trace else None
+        self.n_scored = 0
+
+    def __repr__(self) -> str:
+        return (f"Monitor(threshold={self.threshold}, learn={self.learn}, seed={self.seed}, "
+                f"readings={self.n_scored}, learner={self.learner!r})")
+
+    def _learner_for(self, d: int) -> OnlineLearner:
+        if self.learner is None:
+            config = (self.config or LearnerConfig()).with_(n_features=d)
+            self.learner = OnlineLearner(config, seed=self.seed)
+        elif self.learner.config.n_features != d:
+            raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
+        return self.learner
+
+    def process(self, batch: Batch) -> Scored:
+        """Score every reading of the batch, then learn from it, in slices the learner accepts."""
+        x = batch.x
+        n = len(x)
+        y = label(x, batch.y, threshold=self.threshold)
+        learner = self._learner_for(x.shape[1])
+        p = np.empty(n)
+        i = 0
+        while i < n:
+            k = min(learner.room(), n - i) if self.learn else n - i
+            p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
+            if self.learn:
+                losses = learner.learn_many(x[i:i + k], y[i:i + k])  # ...learned after
+                self.recent_losses.extend(losses)
+                if self.trace is not None and losses:
+                    self.trace.loss += losses
+                    self.trace.loss_at += [learner.n_seen_] * len(losses)
+            i += k
+        flag = p > self.flag_at
+        start = self.n_scored
+        self.n_scored += n
+        self.metrics.update(y, p, flag)
+        if self.late_from is not None and start + n > self.late_from:
+            j = max(0, self.late_from - start)
+            self.metrics_late.update(y[j:], p[j:], flag[j:])
+        if self.trace is not None:
+            self.trace.p.append(p)
+            self.trace.label.append(y)
+            self.trace.x.append(x)
+            self.trace.time.append(batch.time)
+        return Scored(time=batch.time, x=x, label=y, p=p, flag=flag, line=batch.line, key=batch.key)
+
+    def summary(self) -> dict:
+        """Metrics and learning counters, JSON-ready."""
+        out = dict(self.metrics.result())
+        ln = self.learner
+        out.update({
+            "learn": self.learn,
+            "threshold": self.threshold,
+            "steps": ln.n_steps_ if ln else 0,
+            "skipped_steps": ln.n_skipped_ if ln else 0,
+            "final_loss": float(np.mean(self.recent_losses)) if self.recent_losses else None,
+        })
+        if self.late_from is not None:
+            out["accuracy_second_half"] = self.metrics_late.result()["accuracy"]
+        return out

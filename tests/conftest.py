@@ -1,0 +1,35 @@
+"""Shared helpers: seeded streams and a way to run the real `monitor` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_monitor(*args: str, input: bytes | None = None, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
+    """Run `python -m monitor ARGS` as a user would, capturing bytes."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "monitor", *args], input=input, capture_output=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
+
+@pytest.fixture
+def hr_values() -> np.ndarray:
+    """1,000 seeded heart-rate-like readings around 90 bpm."""
+    rng = np.random.default_rng(7)
+    return 90 + 3 * np.sin(np.arange(1000) / 80) + rng.normal(0, 4, 1000)
+
+
+@pytest.fixture
+def hr_csv(tmp_path, hr_values) -> Path:
+    path = tmp_path / "hr.csv"
+    t = np.arange(len(hr_values)) * 0.5
+    path.write_text("t,hr\n" + "".join(f"{a},{b!r}\n" for a, b in zip(t.tolist(), hr_values.tolist())))
+    return path

@@ -1,0 +1,126 @@
+"""The monitor loop: test-then-train, slicing invariance, metrics, pacing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from monitor.pacing import Pacer
+from monitor.pipeline import Monitor
+from monitor.replay import RejectReport, replay
+from streams import Batch, Reject
+
+
+def hr_batch(values, first_line=1):
+    return Batch.of_values(values, first_line=first_line)
+
+
+class ListSink:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+
+def test_no_reading_is_learned_before_it_is_scored(hr_values):
+    mon = Monitor(seed=0)
+    mon.process(hr_batch(hr_values[:1]))  # builds the learner
+    learner = mon.learner
+    scored, events = set(), []
+    real_predict, real_learn = learner.predict_proba_many, learner.learn_many
+
+    def predict(x):
+        scored.update(x[:, 0].tolist())
+        return real_predict(x)
+
+    def learn(x, y):
+        events.append(all(v in scored for v in x[:, 0].tolist()))
+        return real_learn(x, y)
+
+    learner.predict_proba_many, learner.learn_many = predict, learn
+    mon.process(hr_batch(hr_values[1:], first_line=2))
+    assert events and all(events)
+
+
+def test_a_score_never_depends_on_later_readings(hr_values):
+    """Prequential honesty: the first m records are the same whether the stream stops at m or goes on."""
+    full = Monitor(seed=0).process(hr_batch(hr_values)).p
+    for m in (1, 5, 37, 400):
+        prefix = Monitor(seed=0).process(hr_batch(hr_values[:m])).p
+        np.testing.assert_array_equal(prefix, full[:m])
+
+
+def test_output_does_not_depend_on_batch_boundaries(hr_values):
+    whole = Monitor(seed=0).process(hr_batch(hr_values)).p
+    mon = Monitor(seed=0)
+    rng = np.random.default_rng(1)
+    parts, i = [], 0
+    while i < len(hr_values):
+        k = int(rng.integers(1, 90))
+        parts.append(mon.process(hr_batch(hr_values[i:i + k], first_line=i + 1)).p)
+        i += k
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_summary_metrics_match_sklearn_on_the_same_stream(hr_values):
+    mon = Monitor(seed=0, trace=True)
+    mon.process(hr_batch(hr_values))
+    tr = mon.trace.arrays()
+    s = mon.summary()
+    assert s["readings"] == len(hr_values)
+    assert s["accuracy"] == pytest.approx(accuracy_score(tr["label"], tr["p"] > 0.5), rel=1e-12)
+    assert s["log_loss"] == pytest.approx(log_loss(tr["label"], tr["p"], labels=[0, 1]), rel=1e-6)
+    assert s["roc_auc"] == pytest.approx(roc_auc_score(tr["label"], tr["p"]), abs=2e-3)
+    assert s["flags"] == int((tr["p"] > 0.5).sum())
+
+
+def test_threshold_is_strictly_greater():
+    mon = Monitor(seed=0, threshold=91.0)
+    s = mon.process(hr_batch([91.0, 91.0001, 90.9]))
+    assert s.label.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_frozen_monitor_never_changes_the_model(hr_values):
+    mon = Monitor(seed=0)
+    mon.process(hr_batch(hr_values[:300]))
+    mon.learn = False
+    steps = mon.learner.n_steps_
+    a = mon.process(hr_batch(hr_values[300:]))
+    b = mon.process(hr_batch(hr_values[300:]))
+    assert mon.learner.n_steps_ == steps
+    np.testing.assert_array_equal(a.p, b.p)
+
+
+def test_replay_counts_rejects_and_readings(hr_values):
+    batches = [
+        Batch(time=np.arange(3.0), x=np.array([[80.0], [95.0], [88.0]]), y=np.full(3, np.nan),
+              line=np.array([2, 4, 5]), rejected=(Reject(3, "abc", "not a number: 'abc'"),), header_lines=1),
+    ]
+    sink = ListSink()
+    s = replay(batches, Monitor(seed=0), sink, rejects=RejectReport())
+    assert (s["readings"], s["rejected"], s["header_lines"]) == (3, 1, 1)
+    assert [int(v) for v in np.concatenate([p.line for p in sink.parts])] == [2, 4, 5]
+
+
+def test_pacer_releases_readings_by_their_time():
+    now = [0.0]
+    slept = []
+
+    def sleep(dt):
+        slept.append(dt)
+        now[0] += dt
+
+    pacer = Pacer(speed=2.0, clock=lambda: now[0], sleep=sleep)
+    parts = list(pacer.split(np.array([10.0, 10.0, 11.0, 14.0])))
+    assert [(p.start, p.stop) for p in parts] == [(0, 2), (2, 3), (3, 4)]
+    assert slept == pytest.approx([0.5, 1.5])  # gaps of 1 s and 3 s at twice real time
+
+
+def test_pacer_rejects_negative_speed():
+    with pytest.raises(ValueError, match="speed must be 0"):
+        Pacer(speed=-1)
