@@ -9,7 +9,7 @@ one reading at a time from a live feed, or thousands from a file.
 >>> import numpy as np
 >>> learner = OnlineLearner(LearnerConfig(n_features=1), seed=0)
 >>> learner
-OnlineLearner(normalise=True, batchnorm=True, hidden=16, lr=0.02, batch=4..256, seen=0, steps=0)
+OnlineLearner(normalise=True, batchnorm=True, hidden=16, lr=0.05, batch=4..256, seen=0, steps=0)
 >>> learner.room()
 4
 >>> x = np.array([[80.0], [95.0], [85.0], [99.0]])
@@ -17,7 +17,7 @@ OnlineLearner(normalise=True, batchnorm=True, hidden=16, lr=0.02, batch=4..256, 
 (4,)
 >>> losses = learner.learn_many(x, np.array([0.0, 1.0, 0.0, 1.0]))
 >>> learner.n_seen_, learner.n_steps_, len(losses) > 0
-(4, 4, True)
+(4, 16, True)
 """
 
 from __future__ import annotations
@@ -44,15 +44,16 @@ class LearnerConfig:
     hidden: int = 16  # hidden layer width
     activation: str = "relu"  # hidden activation
     loss: str = "bce-logits"  # "bce-logits" (default, stable) or "sigmoid-bce"
-    lr: float = 0.02  # Adam learning rate
+    lr: float = 0.05  # Adam learning rate
     batch_size: int = 256  # largest mini-batch of new readings per training step
     min_batch: int = 4  # first mini-batches are this small, growing to batch_size as readings are seen
-    growth: int = 8  # mini-batch size ~= readings seen / growth, clipped to [min_batch, batch_size]
+    growth: int = 16  # mini-batch size ~= readings seen / growth, clipped to [min_batch, batch_size]
     replay: int = 1024  # recent raw readings kept and replayed (re-normalised) at each step; 0 = off
     steps: int = 1  # optimiser steps per mini-batch once warmed up
-    warm_steps: int = 4  # optimiser steps per mini-batch during the first `warm_until` readings
+    warm_steps: int = 16  # optimiser steps per mini-batch during the first `warm_until` readings
     warm_until: int = 2000  # readings seen before stepping down from warm_steps to steps
-    init_bias: bool = True  # set the output bias to the logit of the first mini-batch's label rate
+    init_bias: bool = True  # output bias from `prior` at start, then from the first mini-batch's label rate
+    prior: float = 0.1  # P(abnormal) an untrained model says: a new monitor does not raise alarms blindly
 
     def __post_init__(self) -> None:
         if self.min_batch < 2:
@@ -61,6 +62,8 @@ class LearnerConfig:
             raise ValueError(f"batch_size ({self.batch_size}) must be at least min_batch ({self.min_batch})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0 < self.prior < 1:
+            raise ValueError(f"prior must be strictly between 0 and 1, got {self.prior}")
         for name in ("replay", "steps", "warm_steps", "warm_until", "growth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
@@ -105,6 +108,8 @@ class OnlineLearner:
         self.n_skipped_ = 0  # steps skipped because the loss or a gradient was not finite
         self.last_loss_: float | None = None
         self.net.eval()
+        if c.init_bias:
+            self._set_output_bias(c.prior)
         self._scorer = NumpyScorer(self.net)  # float64 snapshot of the weights, renewed after each step
 
     def __repr__(self) -> str:
@@ -167,7 +172,7 @@ class OnlineLearner:
         known = ~np.isnan(py)
         new_x, new_y = px[known], py[known]
         if c.init_bias and self.n_steps_ == 0 and len(new_y):
-            self._init_output_bias(new_y.mean())
+            self._set_output_bias(new_y.mean())
         n_steps = c.warm_steps if self.n_seen_ <= c.warm_until else c.steps
         losses = []
         for _ in range(n_steps):
@@ -224,7 +229,7 @@ class OnlineLearner:
         self._replay_at = int((self._replay_at + len(x)) % cap)
         self._n_replay = min(cap, self._n_replay + len(x))
 
-    def _init_output_bias(self, rate: float) -> None:
+    def _set_output_bias(self, rate: float) -> None:
         last = [m for m in self.net if isinstance(m, torch.nn.Linear)][-1]
         rate = min(max(rate, 0.05), 0.95)
         with torch.no_grad():

@@ -29,7 +29,7 @@ def _model_options(f):
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for weights and sampling: the same input and seed give identical output."),
         click.option("--hidden", type=click.IntRange(1), default=16, show_default=True, help="Hidden layer width."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
                      help="Adam learning rate."),
         click.option("--batch-size", type=click.IntRange(4), default=256, show_default=True,
                      help="Largest mini-batch (the first ones are smaller and grow to this)."),

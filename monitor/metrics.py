@@ -33,12 +33,12 @@ def _bad_rows(bad: np.ndarray, values: np.ndarray) -> str:
 
 
 def _as_binary(a: np.ndarray, name: str) -> np.ndarray:
-    """Check a (n,) array holds only 0/1 (or bools) and return it as bool (a new array)."""
+    """Check a (n,) array holds only 0/1 (or bools) and return it as bool (never written to)."""
     a = np.asarray(a)
     if a.ndim != 1:
         raise ValueError(f"{name} must have shape (n,), got {a.shape}")
     if a.dtype == np.bool_:
-        return a.copy()
+        return a
     if a.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be bool or numeric 0/1, got dtype {a.dtype}")
     bad = (a != 0) & (a != 1)  # NaN is bad too
@@ -188,12 +188,14 @@ class PrequentialMetrics:
         Keys: readings, accuracy, log_loss, roc_auc, precision, recall, flags (number of flagged
         readings), tp, fp, tn, fn. See the class Notes for the undefined cases.
         """
-        s = self.state_dict()
-        n, tp, fp, tn, fn = s["readings"], s["tp"], s["fp"], s["tn"], s["fn"]
+        if hasattr(self, "readings_"):
+            n, tp, fp, tn, fn = self.readings_, self.tp_, self.fp_, self.tn_, self.fn_
+        else:
+            n = tp = fp = tn = fn = 0
         return {
             "readings": n,
             "accuracy": (tp + tn) / n if n else None,
-            "log_loss": s["log_loss_sum"] / n if n else None,
+            "log_loss": self.log_loss_sum_ / n if n else None,
             "roc_auc": self.roc_auc(),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0,

@@ -5,8 +5,8 @@ measured against a start instant, so small sleep overshoots do not accumulate.
 
 >>> import numpy as np
 >>> pacer = Pacer(speed=0)
->>> [len(part) for part in pacer.split(np.array([0.0, 0.5, 1.0]))]
-[3]
+>>> [(s.start, s.stop) for s in pacer.split(np.array([0.0, 0.5, 1.0]))]
+[(0, 3)]
 """
 
 from __future__ import annotations

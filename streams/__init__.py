@@ -1,4 +1,18 @@
-"""Sources of readings: CSV replay, live lines, circles, synthetic heart rate."""
-from streams.batch import Batch, Reject, SourceError
+"""Sources of readings: CSV replay, live lines, circles, synthetic heart rate.
 
-__all__ = ["Batch", "Reject", "SourceError"]
+Each source is an iterable of Batch; nothing is read or generated until iteration starts.
+
+>>> import streams
+>>> [len(b) for b in streams.Circles(n=2500)]
+[1000, 1000, 500]
+"""
+from streams.batch import Batch, Reject, SourceError
+from streams.circles import Circles
+from streams.lines import LineParser
+from streams.live import LiveLines
+from streams.replay import CsvReplay
+from streams.sample import Sample, sample_path
+from streams.synthetic import SyntheticHeartRate
+
+__all__ = ["Batch", "Reject", "SourceError", "LineParser", "CsvReplay", "LiveLines", "Circles",
+           "SyntheticHeartRate", "Sample", "sample_path"]

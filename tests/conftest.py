@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+torch.set_num_threads(1)  # tiny networks: one thread is fastest, and CI has 2 cores
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -107,7 +107,7 @@ def test_circles_sanity_check_passes_with_defaults(tmp_path):
 
 
 def test_circles_sanity_check_fails_loudly_when_it_cannot_learn(tmp_path):
-    res = run_monitor("replay", "--stream", "circles", "--n", "100", "--out", str(tmp_path / "c.jsonl"))
+    res = run_monitor("replay", "--stream", "circles", "--lr", "1e-7", "--out", str(tmp_path / "c.jsonl"))
     assert res.returncode == 1
     assert b"circles sanity check failed: accuracy over the second half" in res.stderr
 

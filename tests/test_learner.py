@@ -134,10 +134,10 @@ def test_bce_with_logits_stays_finite_where_sigmoid_bce_clamps():
     target = torch.tensor([0.0, 1.0])  # confidently wrong
     stable = make_loss("bce-logits")(logits, target)
     stable.backward()
-    assert torch.isfinite(stable) and float(stable) == pytest.approx(200.0, rel=1e-4)
+    assert torch.isfinite(stable) and stable.item() == pytest.approx(200.0, rel=1e-4)
     assert torch.all(logits.grad.abs() > 0.1)
     logits2 = torch.tensor([200.0, -200.0], requires_grad=True)
     clamped = make_loss("sigmoid-bce")(torch.sigmoid(logits2), target)
     clamped.backward()
-    assert float(clamped) == pytest.approx(100.0)  # BCELoss clamps log at -100: stuck, whatever the logit
+    assert clamped.item() == pytest.approx(100.0)  # BCELoss clamps log at -100: stuck, whatever the logit
     assert torch.all(logits2.grad.abs() < 1e-6)  # and the gradient has vanished

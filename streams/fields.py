@@ -1,0 +1,108 @@
+"""Field values to arrays, a whole column at a time, and the reason a single value is refused.
+
+Numbers follow Python's float(): surrounding whitespace is allowed, so are 'nan' and 'inf' (which
+the caller refuses as not finite). Times are float seconds or ISO 8601 date-times (to epoch
+seconds; a date-time without a zone is taken as UTC). Labels are 0/1/true/false.
+
+>>> to_float(["80", " 81.5 ", "abc"]).tolist()
+[80.0, 81.5, nan]
+>>> to_label(["1", "False", "maybe"]).tolist()
+[1.0, 0.0, nan]
+>>> iso_seconds(["1970-01-01T00:01:00Z", "later"]).tolist()
+[60.0, nan]
+>>> why_number("abc", "hr"), why_number("", "hr"), why_number("inf", "hr"), why_number("80", "hr")
+("not a number: 'abc'", "empty field 'hr'", "not finite: 'inf'", None)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
+
+_LABELS = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
+_CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is redone one by one
+
+
+def _float_or_nan(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
+
+
+def to_float(values: Sequence[str]) -> np.ndarray:
+    """(n,) float64 of the values read with float(); NaN where a value is not a number."""
+    n = len(values)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, _CHUNK):
+        part = values[start:start + _CHUNK]
+        try:
+            out[start:start + len(part)] = np.fromiter(map(float, part), np.float64, len(part))
+        except ValueError:  # rare: find the bad ones
+            out[start:start + len(part)] = [_float_or_nan(v) for v in part]
+    return out
+
+
+def iso_seconds(values: Sequence[str]) -> np.ndarray:
+    """(n,) float64 epoch seconds of ISO 8601 date-times (UTC when no zone); NaN if not one."""
+    import pandas as pd
+
+    stamps = pd.to_datetime(np.asarray(values, dtype=object), format="ISO8601", utc=True,
+                            errors="coerce")
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return np.asarray(seconds, dtype=np.float64)
+
+
+def to_label(values: Sequence[str]) -> np.ndarray:
+    """(n,) float64 labels from 0/1/true/false (any case, spaces ignored); NaN for anything else."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    table = np.array([_LABELS.get(u.strip().lower(), math.nan) for u in uniques] + [math.nan])
+    return table[codes]  # code -1 (missing) picks the trailing NaN
+
+
+def stripped(values: Sequence[str]) -> np.ndarray:
+    """(n,) object array of the values without surrounding whitespace (keys, patient ids)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return np.array([u.strip() for u in uniques] + [""], dtype=object)[codes]
+
+
+def why_number(value: str, name: str) -> str | None:
+    """Why a reading field is refused, or None when it is a finite number."""
+    v = value.strip()
+    if not v:
+        return f"empty field {name!r}"
+    try:
+        number = float(v)
+    except ValueError:
+        return f"not a number: {v!r}"
+    return None if math.isfinite(number) else f"not finite: {v!r}"
+
+
+def why_time(value: str, name: str, iso: bool) -> str | None:
+    """Why a time field is refused, or None when it reads as a time."""
+    v = value.strip()
+    if not v:
+        return f"empty field {name!r}"
+    if iso:
+        return None if math.isfinite(iso_seconds([v])[0]) else f"not a time: {v!r}"
+    try:
+        number = float(v)
+    except ValueError:
+        return f"not a time: {v!r}"
+    return None if math.isfinite(number) else f"not finite: {v!r}"
+
+
+def why_label(value: str, name: str) -> str | None:
+    """Why a label field is refused, or None when it is 0/1/true/false."""
+    v = value.strip()
+    if not v:
+        return f"empty field {name!r}"
+    return None if v.lower() in _LABELS else f"not a label (0/1/true/false): {v!r}"
