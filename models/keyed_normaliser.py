@@ -157,7 +157,7 @@ class KeyedNormaliser:
         has_b = mc > 0
         safe = np.where(has_b, mc, 1.0)
         mean_b = shift + s1 / safe  # (n, d) mean of the earlier batch readings (if any)
-        m2_b = np.where(has_b, np.maximum(s2 - s1 * s1 / safe, 0.0), 0.0)
+        m2_b = np.where(mc > 1, np.maximum(s2 - s1 * s1 / safe, 0.0), 0.0)  # one reading: exactly 0
         total = n0[:, None] + mc  # (n, 1)
         seen = total > 0
         tsafe = np.where(seen, total, 1.0)

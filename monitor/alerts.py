@@ -7,7 +7,8 @@ normal dip inside an episode does not close it, and a short run of flags never o
 
 One record goes out when an episode opens and one when it closes: key, start (time of the first
 flagged reading), end (time of the last one; null while open), peak and mean of the readings from
-start to the last flag, and the times the alert opened / closed. Times are the time column's
+start to the last flag (the mean rounded to 6 decimals, so that it does not depend on how the
+stream was cut into batches), and the times the alert opened / closed. Times are the time column's
 seconds (epoch seconds for ISO 8601), or the reading index when the source has none.
 
 The scan is per batch: readings are grouped by key id (stable argsort), keys with nothing going on
@@ -186,7 +187,7 @@ class AlertTracker:
             events.append((float(t[i]), int(pos[i]), {
                 "event": "open", "key": key, "start": float(s["start"][k]), "end": None,
                 "peak": float(max(s["peak"][k], v[:i + 1].max())),
-                "mean": float((s["sum"][k] + v[:i + 1].sum()) / n_open), "opened_at": float(t[i])}))
+                "mean": round(float((s["sum"][k] + v[:i + 1].sum()) / n_open), 6), "opened_at": float(t[i])}))
             s["open"][k], s["opened_at"][k], s["run"][k] = True, t[i], 0
             s["episodes"][k] += 1
             s["tn"][k], s["tsum"][k], s["tpeak"][k] = 0, 0.0, -math.inf
@@ -216,7 +217,7 @@ class AlertTracker:
     def _close_record(self, k, key, at: float, reason: str | None = None) -> dict:
         s = self._s
         rec = {"event": "close", "key": key, "start": float(s["start"][k]), "end": float(s["last_flag"][k]),
-               "peak": float(s["peak"][k]), "mean": float(s["sum"][k] / s["n"][k]),
+               "peak": float(s["peak"][k]), "mean": round(float(s["sum"][k] / s["n"][k]), 6),
                "readings": int(s["n"][k]), "opened_at": float(s["opened_at"][k]), "closed_at": at}
         if reason:
             rec["reason"] = reason
@@ -248,9 +249,9 @@ class AlertTracker:
 
     def load_state_dict(self, state: dict) -> None:
         k = len(state["open"])
-        self._s = {}
-        self._grow(0)
-        self._s = {f: np.zeros(0, dtype=self._s[f].dtype) for f in _FIELDS}
+        if any(len(state[f]) != k for f in _FIELDS):
+            raise ValueError("load_state_dict(): every per-key list must have the same length")
+        del self._s
         self._grow(k)
         for f in _FIELDS:
             vals = [(-math.inf if x is None else x) for x in state[f]]
