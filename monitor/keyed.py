@@ -236,6 +236,8 @@ class KeyedMonitor:
                "metrics": self.metrics.state_dict()}
         if hasattr(self.inner, "state_dict"):
             out["inner"] = self.inner.state_dict()
+        if self.learners:
+            out["n_features"] = next(iter(self.learners.values())).config.n_features
         if self.learners and all(hasattr(ln, "state_dict") for ln in self.learners.values()):
             out["learners"] = {str(k): ln.state_dict() for k, ln in self.learners.items()}
         return out
@@ -252,9 +254,8 @@ class KeyedMonitor:
         self.metrics.load_state_dict(state["metrics"])
         if "inner" in state and hasattr(self.inner, "load_state_dict"):
             self.inner.load_state_dict(state["inner"])
+        config = (self.config or LearnerConfig()).with_(n_features=state.get("n_features", 1))
         for k, ls in state.get("learners", {}).items():
-            config = (self.config or LearnerConfig()).with_(n_features=len(self.normaliser.mean_[0])
-                                                            if hasattr(self.normaliser, "mean_") else 1)
             learner = OnlineLearner(config, seed=self.seed)
             learner.load_state_dict(ls)
             self.learners[int(k)] = learner
