@@ -45,6 +45,40 @@ def _model_options(f):
     return f
 
 
+def _key_options(f):
+    opts = [
+        click.option("--key", "--key-column", "key_column",
+                     help="Column holding the patient or device id (default: a column named patient, "
+                          "patient_id, subject or device). Each key gets its own normaliser and alerts."),
+        click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]),
+                     default="shared", show_default=True,
+                     help="Keys share one network (fed the reading and its per-key z-score), or each "
+                          "key has its own; shared-z and global are for comparison (see README)."),
+        click.option("--max-keys", type=click.IntRange(1),
+                     help="Keep at most this many keys; the least recently seen is evicted (counted)."),
+        click.option("--patients", type=click.IntRange(1), help="Patients of --stream ward [default: 50]."),
+        click.option("--alert-after", default="1m", show_default=True,
+                     help="An alert opens when a key's flags hold this long: a duration (30s, 10m, 1h) "
+                          "or a number of readings (12)."),
+        click.option("--alert-clear", default="2m", show_default=True,
+                     help="An open alert closes after this long of normal readings (duration or count)."),
+        click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, writable=True),
+                     help="Write alert records (JSON Lines, one on open and one on close) to this file."),
+        click.option("--alerts-only", is_flag=True, help="Print only alert records to stdout."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _span(text: str, option: str):
+    from monitor.alerts import Span
+    try:
+        return Span.parse(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option)
+
+
 def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, batchnorm: bool, loss: str):
     from models.learner import LearnerConfig
     return LearnerConfig(hidden=hidden, lr=lr, batch_size=batch_size, normalise=normalise,
@@ -53,13 +87,16 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 
 @main.command(context_settings=CONTEXT)
 @click.argument("file", required=False)
-@click.option("--stream", type=click.Choice(["sample", "circles", "synthetic"]),
-              help="A built-in stream instead of FILE: the shipped MIT sample, circles, or synthetic heart rate.")
-@click.option("--n", "n", type=click.IntRange(1), help="Length of a circles or synthetic stream.")
+@click.option("--stream", type=click.Choice(["sample", "circles", "synthetic", "ward"]),
+              help="A built-in stream instead of FILE: the shipped MIT sample, circles, synthetic heart rate, "
+                   "or a simulated ward of many patients.")
+@click.option("--n", "n", type=click.IntRange(1),
+              help="Length of a circles or synthetic stream (readings), or of a ward (minutes).")
 @click.option("--column", help="Column holding the heart rate (default: picked by name, or the only numeric one).")
 @click.option("--time-column", help="Column holding the time (seconds or ISO 8601).")
 @click.option("--label-column", help="Column with the data's own 0/1 labels, used instead of --threshold.")
 @_model_options
+@_key_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]),
               help="Record format [default: table on a terminal, else jsonl].")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write records to this file.")
@@ -69,7 +106,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="0: as fast as possible; 1: real time by the time column; 10: ten times faster.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes or summary on stderr.")
 def replay(file, stream, n, column, time_column, label_column, threshold, seed, hidden, lr, batch_size,
-           normalise, batchnorm, loss, fmt, out, summary_json, speed, quiet) -> None:
+           normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
+           alerts_path, alerts_only, fmt, out, summary_json, speed, quiet) -> None:
     """Replay FILE (a CSV, or - for standard input) through the monitor, one record per reading.
 
     \b
@@ -78,6 +116,7 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
       monitor replay hr.csv --out flags.jsonl   a file, records to a file
       tail -f hr.log | monitor replay -         a live feed, each flag as it happens
       monitor replay --stream circles           the sanity check: must learn circles
+      monitor replay --stream ward --alerts-only   alerts on a simulated ward of 50 patients
     """
     if file is None and stream is None:
         if sys.stdin.isatty():
@@ -86,11 +125,14 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
     if file is not None and stream is not None:
         raise click.UsageError(f"give either FILE ({file}) or --stream {stream}, not both")
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
+    keys = dict(key_column=key_column, key_model=key_model, max_keys=max_keys, patients=patients,
+                alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                alerts_path=alerts_path, alerts_only=alerts_only)
     from monitor.commands import run_replay
     code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
                       label_column=label_column, threshold=threshold, seed=seed, config=config,
                       fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                      error=MonitorError)
+                      error=MonitorError, **keys)
     sys.exit(code)
 
 

@@ -18,10 +18,13 @@ def _configure_torch() -> None:
 
 
 def run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
-               summary_json, speed, quiet, error: Callable[[str], Exception]) -> int:
+               summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
+               key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
+               alerts_path=None, alerts_only=False) -> int:
     """Replay one source; returns the exit status (0, 1 when the circles check fails, 130 on Ctrl-C)."""
+    from monitor.alerts import AlertSink, Span
+    from monitor.keyed import KeyedMonitor
     from monitor.pacing import Pacer
-    from monitor.pipeline import Monitor
     from monitor.replay import RejectReport, format_summary, replay
     from monitor.sinks import make_sink
     from monitor.sources import open_source
@@ -30,9 +33,11 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
     choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
-                         label_column=label_column, on_note=note)
+                         label_column=label_column, key_column=key_column, on_note=note, patients=patients)
     late_from = (n or 10_000) // 2 if stream == "circles" else None
-    mon = Monitor(config, threshold=threshold, seed=seed, late_from=late_from)
+    mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, model=key_model,
+                       max_keys=max_keys, alert_after=alert_after or Span(seconds=60.0),
+                       alert_clear=alert_clear or Span(seconds=120.0))
     with ExitStack() as stack:
         if out:
             try:
@@ -44,6 +49,14 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         fmt = fmt or ("table" if dest.isatty() else "jsonl")
         colour = fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
         sink = make_sink(fmt, dest, colour=colour)
+        alerts_file = None
+        if alerts_path:
+            try:
+                alerts_file = stack.enter_context(open(alerts_path, "w", encoding="utf-8", newline="\n"))
+            except OSError as e:
+                raise error(f"cannot write {alerts_path}: {e.strerror}")
+        only = alerts_only and not out  # --alerts-only: stdout gets alert records, not readings
+        sink = AlertSink(None if only else sink, alerts=alerts_file, echo=sys.stdout if alerts_only else None)
         try:
             summary = replay(choice.source, mon, sink, live=choice.live, pacer=Pacer(speed=speed),
                              rejects=RejectReport(None if quiet else sys.stderr))

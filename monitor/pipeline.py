@@ -35,6 +35,7 @@ class Scored:
     flag: np.ndarray  # (n,) bool, p > flag_at
     line: np.ndarray  # (n,) int64 source line numbers
     key: np.ndarray | None = None
+    alerts: tuple = ()  # alert records (dicts) that these readings opened or closed, see monitor.alerts
 
     def __len__(self) -> int:
         return len(self.p)

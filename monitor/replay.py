@@ -84,6 +84,11 @@ def format_summary(s: dict) -> str:
         f"accuracy {f(s['accuracy'])}  log loss {f(s['log_loss'])}  ROC AUC {f(s['roc_auc'])}  "
         f"precision {f(s['precision'])}  recall {f(s['recall'])}",
     ]
+    if "keys_seen" in s:
+        lines.append(f"keys {s['keys_seen']} ({s['key_model']} network)  held {s['keys_held']}  "
+                     f"evicted {s['evicted_keys']}  alert episodes {s['episodes']}")
+    elif s.get("episodes"):
+        lines.append(f"alert episodes {s['episodes']}")
     if not s.get("learn", True):
         lines.append("model frozen (--no-learn): nothing was learned from this stream")
     if s.get("skipped_steps"):

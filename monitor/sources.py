@@ -10,7 +10,7 @@ from streams import Batch
 
 __all__ = ["STREAMS", "SourceChoice", "open_source"]
 
-STREAMS = ("sample", "circles", "synthetic")
+STREAMS = ("sample", "circles", "synthetic", "ward")
 
 
 @dataclass
@@ -22,9 +22,17 @@ class SourceChoice:
 
 def open_source(path: str | None, *, stream: str | None = None, n: int | None = None, seed: int = 0,
                 column: str | None = None, time_column: str | None = None,
-                label_column: str | None = None, on_note: Callable[[str], None] | None = None) -> SourceChoice:
-    """A file path, "-" for standard input, or a named stream (sample, circles, synthetic)."""
-    cols = dict(column=column, time_column=time_column, label_column=label_column, on_note=on_note)
+                label_column: str | None = None, key_column: str | None = None,
+                on_note: Callable[[str], None] | None = None, patients: int | None = None) -> SourceChoice:
+    """A file path, "-" for standard input, or a named stream (sample, circles, synthetic, ward).
+
+    For the ward, ``patients`` is the number of patients and ``n`` the length in minutes.
+    """
+    cols = dict(column=column, time_column=time_column, label_column=label_column, key_column=key_column,
+                on_note=on_note)
+    if stream == "ward":
+        from streams.ward import Ward
+        return SourceChoice(Ward(patients=patients or 50, minutes=n or 60, seed=seed), False, "ward")
     if stream == "circles":
         from streams.circles import Circles
         return SourceChoice(Circles(n=n or 10_000, seed=seed), False, "circles")

@@ -16,12 +16,14 @@ from typing import Sequence
 
 from streams.batch import SourceError
 
-__all__ = ["HR_NAMES", "TIME_NAMES", "Columns", "is_header", "choose_columns", "find_column"]
+__all__ = ["HR_NAMES", "TIME_NAMES", "KEY_NAMES", "Columns", "is_header", "choose_columns", "find_column"]
 
 # Names a heart-rate column goes by, in order of preference (compared after normalise()).
 HR_NAMES = ("hr", "heartrate", "bpm", "value", "pulse")
 # Names a time column goes by (compared after normalise()).
 TIME_NAMES = ("time", "t", "timestamp", "datetime", "date", "seconds", "ts")
+# Names a key (patient, device) column goes by, in order of preference (compared after normalise()).
+KEY_NAMES = ("patient", "patientid", "subject", "device")
 
 # The command-line flag that sets each option, named in error messages.
 _FLAGS = {"column": "--column", "time_column": "--time-column",
@@ -123,12 +125,15 @@ def choose_columns(names: Sequence[str], rows: Sequence[Sequence[str]], *, has_h
 
     The reading column is ``column`` if given, else the first column with a common heart-rate name
     (see HR_NAMES), else the only numeric column left; the time column is ``time_column`` if given,
-    else a column with a common time name whose values read as times.
+    else a column with a common time name whose values read as times; the key column is
+    ``key_column`` if given, else a column named patient, patient_id, subject or device (KEY_NAMES).
 
     Examples
     --------
     >>> choose_columns(("when", "pulse"), [["2024-01-01T00:00:00", "71"]], has_header=True).note()
     "reading column 'pulse', no time column (time = reading index)"
+    >>> choose_columns(("time", "Patient_ID", "hr"), [["0", "a", "71"]], has_header=True).note()
+    "reading column 'hr', time column 'time', key column 'Patient_ID'"
     >>> choose_columns(("0",), [["71"]], has_header=False).note()
     "reading column '0', no time column (time = reading index) (no header)"
     >>> choose_columns(("a", "b"), [["1", "2"]], has_header=True)  # doctest: +ELLIPSIS
@@ -138,7 +143,11 @@ def choose_columns(names: Sequence[str], rows: Sequence[Sequence[str]], *, has_h
     """
     names = tuple(names)
     label = None if label_column is None else find_column(names, label_column, "label_column")
-    key = None if key_column is None else find_column(names, key_column, "key_column")
+    if key_column is not None:
+        key = find_column(names, key_column, "key_column")
+    else:  # a column named like a patient or device id keys the stream
+        key = next((i for want in KEY_NAMES for i, n in enumerate(names)
+                    if normalise(n) == want and i != label), None)
     reading = None if column is None else find_column(names, column, "column")
     if time_column is not None:
         time = find_column(names, time_column, "time_column")
