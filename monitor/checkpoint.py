@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import warnings
 from pathlib import Path
 
 __all__ = ["Checkpoint", "CheckpointError", "FORMAT", "VERSION", "write_atomic"]
@@ -105,7 +106,9 @@ class Checkpoint:
         if not path.exists():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             why = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
                        str(e).splitlines()[0] if str(e) else "")

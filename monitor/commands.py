@@ -87,7 +87,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
         try:
             with Interrupts() as interrupts:
-                summary = replay(choice.source, mon, sink, live=choice.live, pacer=Pacer(speed=speed),
+                pacer = Pacer(speed=speed, sleep=interrupts.sleep)
+                summary = replay(choice.source, mon, sink, live=choice.live, pacer=pacer,
                                  rejects=report, strict=strict, interrupts=interrupts, start=start,
                                  save=save if (ck is not None and learn) else None,
                                  checkpoint_every=checkpoint_every)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -51,6 +52,15 @@ class Interrupts:
             self._pending = True
         else:
             raise KeyboardInterrupt
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep that a signal noted inside a critical block still cuts short (pacing)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+            time.sleep(min(left, 0.05))
 
     @contextmanager
     def critical(self) -> Iterator[None]:

@@ -76,7 +76,9 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
 
     On a live source (or with pacing) every record is flushed as soon as its reading is scored.
     Ctrl-C or SIGTERM (with ``interrupts``) stops the loop after the batch being processed, flushing
-    what was scored; the summary then says "interrupted".
+    what was scored; the summary then says "interrupted". When pacing, give the pacer
+    ``sleep=interrupts.sleep``: a signal then also cuts a pacing sleep short, in mid-batch, and no
+    final checkpoint is written (the last one stands; a resumed run redoes the rest of the batch).
 
     With ``save``, ``save(position, counts)`` is called between batches once ``checkpoint_every``
     readings have been scored since the last call, and once at the end (also when interrupted
@@ -100,7 +102,7 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
 
     try:
         for batch in source:
-            with stop.critical():
+            with stop.critical():  # a signal stops the loop after this batch, at a consistent point
                 consistent = False
                 if strict and batch.rejected:
                     first = batch.rejected[0]
@@ -110,13 +112,11 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
                     raise StrictStop(first)
                 rejects.add(batch.rejected)
                 headers += batch.header_lines
-            for part in pacer.split(batch.time):
-                with stop.critical():
+                for part in pacer.split(batch.time):  # pacing sleeps: stop.sleep gives way to a signal
                     scored = monitor.process(batch.slice(part.start, part.stop))
                     sink.write(scored)
                     if flush_each:
                         sink.flush()
-            with stop.critical():
                 consistent, position = True, batch.position
                 since += len(batch)
                 if save is not None and checkpoint_every and since >= checkpoint_every:
