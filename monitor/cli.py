@@ -16,6 +16,9 @@ class MonitorError(click.ClickException):
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:  # names from the data may hold control characters
+        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message))
+
 
 @click.group(context_settings=CONTEXT)
 def main() -> None:

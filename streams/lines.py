@@ -28,7 +28,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject
 from streams.columns import Columns, choose_columns, find_column, is_header
-from streams.fields import (iso_seconds, stripped, to_float, to_label, why_label, why_number,
+from streams.fields import (iso_seconds, shown, stripped, to_float, to_label, why_label, why_number,
                             why_time)
 
 __all__ = ["LineParser"]
@@ -324,7 +324,7 @@ class LineParser:
         if reason is None and self.valid_range is not None:
             lo, hi = self.valid_range
             if not lo <= float(fields[c.reading]) <= hi:
-                reason = f"out of range {lo:g}..{hi:g}: {fields[c.reading]!r}"
+                reason = f"out of range {lo:g}..{hi:g}: {shown(fields[c.reading])}"
         if reason is None and c.time is not None:
             reason = why_time(fields[c.time], names[c.time], c.time_iso)
         if reason is None and c.label is not None:
