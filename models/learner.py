@@ -200,18 +200,21 @@ class OnlineLearner:
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         self.net.train()
+        saved = [b.clone() for b in self.net.buffers()]  # BatchNorm running stats, restored on a skip
         try:
             out = self.net(self._inputs(bx))[:, 0]  # (m,)
             loss = self.loss_fn(out, torch.from_numpy(by.astype(np.float32)))
             self.opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 self.n_skipped_ += 1
+                self._restore_buffers(saved)
                 return None
             loss.backward()
             grads_ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.net.parameters())
             if not grads_ok:
                 self.n_skipped_ += 1
                 self.opt.zero_grad(set_to_none=True)
+                self._restore_buffers(saved)
                 return None
             self.opt.step()
             self.n_steps_ += 1
@@ -234,3 +237,52 @@ class OnlineLearner:
         rate = min(max(rate, 0.05), 0.95)
         with torch.no_grad():
             last.bias.fill_(math.log(rate / (1 - rate)))
+
+    # -- numerical guard and state (appended: the rest of the class is left as it was) --------
+    def _restore_buffers(self, saved: list[torch.Tensor]) -> None:
+        """Undo what a skipped step's forward pass did to BatchNorm's running statistics."""
+        with torch.no_grad():
+            for b, old in zip(self.net.buffers(), saved):
+                b.copy_(old)
+
+    def state_dict(self) -> dict:
+        """Everything a restart needs, as tensors and plain values (``torch.load(weights_only=True)``-safe).
+
+        Network and Adam state, normaliser, the pending mini-batch and its target size, the replay
+        ring, the numpy generator's state and the counters. The float64 scorer is rebuilt on load.
+        """
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.array(a, dtype=np.float64))
+        n, r = self._n_pend, self._n_replay
+        return {
+            "config": self.config.to_dict(), "seed": self.seed,
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "opt": self.opt.state_dict(), "normaliser": self.normaliser.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "pend_x": t(self._pend_x[:n]), "pend_y": t(self._pend_y[:n]), "target": self._target,
+            "replay_x": t(self._replay_x[:r]), "replay_y": t(self._replay_y[:r]), "replay_at": self._replay_at,
+            "n_seen": self.n_seen_, "n_steps": self.n_steps_, "n_skipped": self.n_skipped_,
+            "last_loss": self.last_loss_,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict` of a learner with the same config (ValueError otherwise)."""
+        saved = LearnerConfig(**state["config"])
+        if saved != self.config:
+            diff = {k: (v, getattr(self.config, k)) for k, v in saved.to_dict().items()
+                    if getattr(self.config, k) != v}
+            raise ValueError("learner config differs: " + ", ".join(
+                f"{k} saved {a!r}, now {b!r}" for k, (a, b) in diff.items()))
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.normaliser.load_state_dict(state["normaliser"])
+        self.rng.bit_generator.state = state["rng"]
+        n, r = len(state["pend_y"]), len(state["replay_y"])
+        self._pend_x[:n], self._pend_y[:n] = state["pend_x"].numpy(), state["pend_y"].numpy()
+        self._replay_x[:r], self._replay_y[:r] = state["replay_x"].numpy(), state["replay_y"].numpy()
+        self._n_pend, self._n_replay = n, r
+        self._target, self._replay_at = int(state["target"]), int(state["replay_at"])
+        self.n_seen_, self.n_steps_ = int(state["n_seen"]), int(state["n_steps"])
+        self.n_skipped_, self.last_loss_ = int(state["n_skipped"]), state["last_loss"]
+        self.net.eval()
+        self._scorer = NumpyScorer(self.net)

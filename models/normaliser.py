@@ -64,6 +64,9 @@ class RunningNormaliser:
         Running population variance (``ddof=0``) of each feature.
     std_ : np.ndarray of shape (d,)
         ``sqrt(var_)``.
+    n_refused_ : int
+        Batches left out because merging them would overflow the statistics (readings near
+        1e300); exists only once that happened.
 
     The attributes exist from the first update with at least one reading on (the scikit-learn
     convention: no learned state before learning). Before that the normaliser is "not fitted":
@@ -128,26 +131,28 @@ class RunningNormaliser:
 
         # Batch statistics around the batch's own mean. Shifting by the first row first makes an
         # exactly constant column give mean == that value and variance == 0.0 exactly.
-        shift = x[0]  # (d,)
-        mean_b = shift + (x - shift).mean(axis=0)  # (d,)
-        dev = x - mean_b  # (nb, d), a new array: x is never written to
-        var_b = np.einsum("ij,ij->j", dev, dev) / nb  # (d,) population variance of the batch
-
-        if not self._fitted():
-            self.n_seen_ = int(nb)
-            self.mean_ = mean_b
-            self.var_ = var_b
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+            shift = x[0]  # (d,)
+            mean_b = shift + (x - shift).mean(axis=0)  # (d,)
+            dev = x - mean_b  # (nb, d), a new array: x is never written to
+            var_b = np.einsum("ij,ij->j", dev, dev) / nb  # (d,) population variance of the batch
+            if not self._fitted():
+                n, mean, var = int(nb), mean_b, var_b
+            else:
+                na = self.n_seen_
+                n = na + nb
+                a, b = na / n, nb / n
+                delta = mean_b - self.mean_  # (d,)
+                # Chan et al.: M2 = M2_a + M2_b + delta^2 na nb / n, written per reading (var = M2 / n).
+                # Every term is non-negative, so nothing cancels.
+                var = a * self.var_ + b * var_b + (a * b) * delta * delta
+                mean = self.mean_ + b * delta
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            # Readings so extreme (1e300) that the statistics would overflow: the batch is left
+            # out and counted, rather than turn every later transform into NaN.
+            self.n_refused_ = getattr(self, "n_refused_", 0) + 1
             return
-
-        na = self.n_seen_
-        n = na + nb
-        a, b = na / n, nb / n
-        delta = mean_b - self.mean_  # (d,)
-        # Chan et al.: M2 = M2_a + M2_b + delta^2 na nb / n, written per reading (var = M2 / n).
-        # Every term is non-negative, so nothing cancels.
-        self.var_ = a * self.var_ + b * var_b + (a * b) * delta * delta
-        self.mean_ = self.mean_ + b * delta
-        self.n_seen_ = int(n)
+        self.n_seen_, self.mean_, self.var_ = int(n), mean, var
 
     # ------------------------------------------------------------------ reading
 
@@ -213,9 +218,10 @@ class RunningNormaliser:
         ``{"n_seen": 0, "mean": [], "var": []}`` when not fitted. ``eps`` is a constructor
         argument, not state: it is not included.
         """
+        refused = {"n_refused": self.n_refused_} if getattr(self, "n_refused_", 0) else {}
         if not self._fitted():
-            return {"n_seen": 0, "mean": [], "var": []}
-        return {"n_seen": self.n_seen_, "mean": self.mean_.tolist(), "var": self.var_.tolist()}
+            return {"n_seen": 0, "mean": [], "var": [], **refused}
+        return {"n_seen": self.n_seen_, "mean": self.mean_.tolist(), "var": self.var_.tolist(), **refused}
 
     def load_state_dict(self, state: dict) -> None:
         """Replace the learned state with one returned by `state_dict` (possibly via JSON)."""
@@ -231,8 +237,10 @@ class RunningNormaliser:
             )
         if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all()):
             raise ValueError("load_state_dict(): mean and var must be finite, and var >= 0")
-        for name in ("n_seen_", "mean_", "var_"):
+        for name in ("n_seen_", "mean_", "var_", "n_refused_"):
             self.__dict__.pop(name, None)
+        if state.get("n_refused", 0):
+            self.n_refused_ = int(state["n_refused"])
         if n_seen > 0:
             self.n_seen_ = int(n_seen)
             self.mean_ = mean

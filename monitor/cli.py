@@ -16,6 +16,9 @@ class MonitorError(click.ClickException):
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:  # names from the data may hold control characters
+        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message))
+
 
 @click.group(context_settings=CONTEXT)
 def main() -> None:
@@ -105,9 +108,24 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 @click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0: as fast as possible; 1: real time by the time column; 10: ten times faster.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes or summary on stderr.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write each rejected line to this file as JSON Lines: line, raw (truncated), reason.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad line: one-line message, exit status 2.")
+@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+              help="Readings below this many bpm are rejected (files and standard input).")
+@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+              help="Readings above this many bpm are rejected (files and standard input).")
+@click.option("--no-range-check", is_flag=True, help="Accept any finite reading (ignore --min/--max).")
+@click.option("--state", type=click.Path(dir_okay=False),
+              help="Checkpoint file: resume from it if it exists, write it as the run goes and at exit.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=10_000, show_default=True,
+              help="With --state: write a checkpoint every this many readings.")
+@click.option("--learn/--no-learn", default=True, show_default=True,
+              help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 def replay(file, stream, n, column, time_column, label_column, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
-           alerts_path, alerts_only, fmt, out, summary_json, speed, quiet) -> None:
+           alerts_path, alerts_only, fmt, out, summary_json, speed, quiet, rejects_path, strict, min_bpm,
+           max_bpm, no_range_check, state, checkpoint_every, learn) -> None:
     """Replay FILE (a CSV, or - for standard input) through the monitor, one record per reading.
 
     \b
@@ -117,6 +135,7 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
       tail -f hr.log | monitor replay -         a live feed, each flag as it happens
       monitor replay --stream circles           the sanity check: must learn circles
       monitor replay --stream ward --alerts-only   alerts on a simulated ward of 50 patients
+      monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
     """
     if file is None and stream is None:
         if sys.stdin.isatty():
@@ -124,6 +143,10 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
         file = "-"
     if file is not None and stream is not None:
         raise click.UsageError(f"give either FILE ({file}) or --stream {stream}, not both")
+    if not no_range_check and not min_bpm < max_bpm:
+        raise click.BadParameter(f"--min ({min_bpm:g}) must be below --max ({max_bpm:g})", param_hint="--min")
+    if state and out and os.path.abspath(state) == os.path.abspath(out):
+        raise click.UsageError("--state and --out must be different files")
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
     keys = dict(key_column=key_column, key_model=key_model, max_keys=max_keys, patients=patients,
                 alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
@@ -132,7 +155,9 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
     code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
                       label_column=label_column, threshold=threshold, seed=seed, config=config,
                       fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                      error=MonitorError, **keys)
+                      error=MonitorError, rejects_path=rejects_path, strict=strict,
+                      valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
+                      checkpoint_every=checkpoint_every, learn=learn, **keys)
     sys.exit(code)
 
 

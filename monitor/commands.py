@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from contextlib import ExitStack
-from typing import Callable
+from typing import Callable, TextIO
 
 CIRCLES_REQUIRED = 0.99  # accuracy over the second half of the circles stream, or the sanity check fails
 
@@ -20,53 +20,104 @@ def _configure_torch() -> None:
 def run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
                summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
-               alerts_path=None, alerts_only=False) -> int:
-    """Replay one source; returns the exit status (0, 1 when the circles check fails, 130 on Ctrl-C)."""
+               alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
+               valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True) -> int:
+    """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
+    143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint)."""
     from monitor.alerts import AlertSink, Span
+    from monitor.checkpoint import Checkpoint, CheckpointError
+    from monitor.interrupts import Interrupts
     from monitor.keyed import KeyedMonitor
     from monitor.pacing import Pacer
-    from monitor.replay import RejectReport, format_summary, replay
+    from monitor.replay import RejectReport, StrictStop, format_summary, replay
     from monitor.sinks import make_sink
     from monitor.sources import open_source
     from streams import SourceError
 
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
-    choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
-                         label_column=label_column, key_column=key_column, on_note=note, patients=patients)
+    fmt = fmt or ("table" if out is None and sys.stdout.isatty() else "jsonl")
+    alert_after = alert_after or Span(seconds=60.0)
+    alert_clear = alert_clear or Span(seconds=120.0)
+    ck = saved = None
+    if state:
+        model_opts = {k: v for k, v in config.to_dict().items() if k != "n_features"}
+        options = {**model_opts, "threshold": threshold, "seed": seed, "source": file or stream,
+                   "n": n, "column": column, "time_column": time_column, "label_column": label_column,
+                   "range": None if valid_range is None else list(valid_range), "format": fmt, "out": out,
+                   "rejects": rejects_path, "key_column": key_column, "key_model": key_model,
+                   "max_keys": max_keys, "patients": patients, "alert_after": str(alert_after),
+                   "alert_clear": str(alert_clear), "alerts": alerts_path, "alerts_only": alerts_only}
+        ck = Checkpoint(state, options=options)
+        try:
+            saved = ck.load() if learn else ck.load(keys=tuple(sorted(model_opts)))
+        except CheckpointError as e:
+            raise error(str(e))
+        if saved is None and not learn:
+            raise error(f"no checkpoint at {state}: --no-learn with --state scores with a saved model")
+    resume = saved if learn else None  # a frozen run scores a new stream from its start
+    position = resume["position"] if resume else None
+    try:
+        choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
+                             label_column=label_column, key_column=key_column, on_note=note,
+                             patients=patients, valid_range=valid_range,
+                             max_lines=checkpoint_every if state else None,
+                             resume=position if file != "-" else None)
+    except SourceError as e:
+        raise error(str(e))
     late_from = (n or 10_000) // 2 if stream == "circles" else None
-    mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, model=key_model,
-                       max_keys=max_keys, alert_after=alert_after or Span(seconds=60.0),
-                       alert_clear=alert_clear or Span(seconds=120.0))
+    mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, learn=learn,
+                       model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear)
+    if saved is not None:
+        try:
+            mon.load_state_dict(saved["monitor"], model_only=not learn)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise error(f"checkpoint {state} does not fit this monitor: {str(e).splitlines()[0]}")
+    if resume:
+        note(f"resuming from checkpoint {state}: {mon.n_scored} readings scored, "
+             + ("standard input goes on with whatever arrives next" if file == "-"
+                else f"going on at line {(position or {}).get('line', 1)}"))
+    kept = resume["outputs"] if resume else {}
     with ExitStack() as stack:
-        if out:
-            try:
-                dest = stack.enter_context(open(out, "w", encoding="utf-8", newline="\n", buffering=1 << 20))
-            except OSError as e:
-                raise error(f"cannot write {out}: {e.strerror}")
-        else:
-            dest = sys.stdout
-        fmt = fmt or ("table" if dest.isatty() else "jsonl")
+        dest = _open_output(out, kept.get("out"), stack, error) if out else sys.stdout
+        rej_file = _open_output(rejects_path, kept.get("rejects"), stack, error) if rejects_path else None
+        alerts_file = _open_output(alerts_path, kept.get("alerts"), stack, error) if alerts_path else None
         colour = fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
         sink = make_sink(fmt, dest, colour=colour)
-        alerts_file = None
-        if alerts_path:
-            try:
-                alerts_file = stack.enter_context(open(alerts_path, "w", encoding="utf-8", newline="\n"))
-            except OSError as e:
-                raise error(f"cannot write {alerts_path}: {e.strerror}")
+        if resume and out and kept.get("out") and hasattr(sink, "header_written"):
+            sink.header_written = True  # the header is in the part of the file kept
         only = alerts_only and not out  # --alerts-only: stdout gets alert records, not readings
         sink = AlertSink(None if only else sink, alerts=alerts_file, echo=sys.stdout if alerts_only else None)
+        report = RejectReport(None if quiet else sys.stderr, file=rej_file,
+                              count=resume["counts"]["rejected"] if resume else 0)
+
+        def save(pos, counts) -> None:
+            sink.flush()
+            report.flush()
+            offsets = {"out": _synced_size(dest) if out else None,
+                       "rejects": _synced_size(rej_file) if rej_file else None,
+                       "alerts": _synced_size(alerts_file) if alerts_file else None}
+            ck.save({"monitor": mon.state_dict(), "position": pos, "outputs": offsets, "counts": counts})
+
+        start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
         try:
-            summary = replay(choice.source, mon, sink, live=choice.live, pacer=Pacer(speed=speed),
-                             rejects=RejectReport(None if quiet else sys.stderr))
-        except SourceError as e:
+            with Interrupts() as interrupts:
+                pacer = Pacer(speed=speed, sleep=interrupts.sleep)
+                summary = replay(choice.source, mon, sink, live=choice.live, pacer=pacer,
+                                 rejects=report, strict=strict, interrupts=interrupts, start=start,
+                                 save=save if (ck is not None and learn) else None,
+                                 checkpoint_every=checkpoint_every)
+        except (SourceError, StrictStop) as e:
             raise error(str(e))
         except BrokenPipeError:
             _silence_stdout()
             return 0
     summary["source"] = choice.name
     summary["seed"] = seed
+    if state:
+        summary["state"] = state
+        if resume:
+            summary["resumed_from_line"] = (position or {}).get("line")
     if summary_json:
         with open(summary_json, "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=2)
@@ -74,7 +125,7 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
     if not quiet:
         sys.stderr.write(format_summary(summary))
     if summary["interrupted"]:
-        return 130
+        return 128 + summary.get("signal", 2)
     if stream == "circles":
         acc = summary.get("accuracy_second_half")
         if acc is None or acc < CIRCLES_REQUIRED:
@@ -84,6 +135,31 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if not quiet:
             sys.stderr.write(f"monitor: circles sanity check passed: accuracy over the second half {acc:.4f}\n")
     return 0
+
+
+def _open_output(path: str, keep: int | None, stack: ExitStack, error) -> TextIO:
+    """Open --out or --rejects: new, or (resuming) cut back to the ``keep`` bytes a checkpoint covers.
+
+    Records written after the last checkpoint are dropped here, and written again as the resumed
+    run scores those readings again: none is lost, none is duplicated.
+    """
+    try:
+        if keep is not None:
+            size = os.path.getsize(path) if os.path.exists(path) else 0
+            if size < keep:
+                raise error(f"cannot resume: {path} has {size} bytes but the checkpoint covers {keep}; "
+                            "it was changed since the checkpoint: give another --state to start afresh")
+            os.truncate(path, keep)
+        return stack.enter_context(open(path, "a" if keep is not None else "w", encoding="utf-8",
+                                        newline="\n", buffering=1 << 20))
+    except OSError as e:
+        raise error(f"cannot write {path}: {e.strerror}")
+
+
+def _synced_size(fh) -> int:
+    """Bytes of a flushed output file, made durable (fsync) before a checkpoint says they exist."""
+    os.fsync(fh.fileno())
+    return os.fstat(fh.fileno()).st_size
 
 
 def _silence_stdout() -> None:

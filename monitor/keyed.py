@@ -242,9 +242,19 @@ class KeyedMonitor:
             out["learners"] = {str(k): ln.state_dict() for k, ln in self.learners.items()}
         return out
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, *, model_only: bool = False) -> None:
+        """Continue from a `state_dict`; ``model_only`` (a frozen monitor on a new stream) takes the
+        learned model (network, normalisers, key table) and leaves alerts, counts and metrics new."""
         if state["model"] != self.model:
             raise ValueError(f"state is for model {state['model']!r}, this monitor uses {self.model!r}")
+        if model_only:
+            self.keyed_ = state["keyed"]
+            self.table.load_state_dict(state["table"])
+            self.normaliser.load_state_dict(state["normaliser"])
+            if "inner" in state:
+                self.inner.load_state_dict(state["inner"], model_only=True)
+            self._load_learners(state)
+            return
         self.keyed_ = state["keyed"]
         self.n_scored = int(state["n_scored"])
         self.table.load_state_dict(state["table"])
@@ -254,6 +264,9 @@ class KeyedMonitor:
         self.metrics.load_state_dict(state["metrics"])
         if "inner" in state and hasattr(self.inner, "load_state_dict"):
             self.inner.load_state_dict(state["inner"])
+        self._load_learners(state)
+
+    def _load_learners(self, state: dict) -> None:
         config = (self.config or LearnerConfig()).with_(n_features=state.get("n_features", 1))
         for k, ls in state.get("learners", {}).items():
             learner = OnlineLearner(config, seed=self.seed)

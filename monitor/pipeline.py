@@ -80,6 +80,7 @@ class Monitor:
         self.recent_losses: deque[float] = deque(maxlen=50)
         self.trace = Trace() if trace else None
         self.n_scored = 0
+        self.n_nan_scores = 0  # readings the network could not score (p set to 0.5)
 
     def __repr__(self) -> str:
         return (f"Monitor(threshold={self.threshold}, learn={self.learn}, seed={self.seed}, "
@@ -93,6 +94,7 @@ class Monitor:
             raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
         return self.learner
 
+    @np.errstate(over="ignore", invalid="ignore")  # extreme readings are caught below and by the learner
     def process(self, batch: Batch) -> Scored:
         """Score every reading of the batch, then learn from it, in slices the learner accepts."""
         x = batch.x
@@ -111,6 +113,10 @@ class Monitor:
                     self.trace.loss += losses
                     self.trace.loss_at += [learner.n_seen_] * len(losses)
             i += k
+        bad = np.isnan(p)  # no score (inf - inf inside the network, readings near 1e300): say 0.5
+        if bad.any():
+            p[bad] = 0.5
+            self.n_nan_scores += int(bad.sum())
         flag = p > self.flag_at
         start = self.n_scored
         self.n_scored += n
@@ -134,8 +140,37 @@ class Monitor:
             "threshold": self.threshold,
             "steps": ln.n_steps_ if ln else 0,
             "skipped_steps": ln.n_skipped_ if ln else 0,
+            "normaliser_skipped": getattr(ln.normaliser, "n_refused_", 0) if ln else 0,
+            "nan_scores": self.n_nan_scores,
             "final_loss": float(np.mean(self.recent_losses)) if self.recent_losses else None,
         })
         if self.late_from is not None:
             out["accuracy_second_half"] = self.metrics_late.result()["accuracy"]
         return out
+
+    def state_dict(self) -> dict:
+        """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
+        return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
+                "learner": None if self.learner is None else self.learner.state_dict(),
+                "metrics": self.metrics.state_dict(), "metrics_late": self.metrics_late.state_dict(),
+                "recent_losses": list(self.recent_losses), "n_scored": self.n_scored,
+                "n_nan_scores": self.n_nan_scores}
+
+    def load_state_dict(self, state: dict, *, model_only: bool = False) -> None:
+        """Continue from a `state_dict`; ``model_only`` takes the learner and leaves the metrics new.
+
+        The learner is rebuilt from the saved config (the number of features included).
+        """
+        if state["learner"] is not None:
+            config = LearnerConfig(**state["learner"]["config"])
+            learner = OnlineLearner(config, seed=state["learner"]["seed"])
+            learner.load_state_dict(state["learner"])
+            self.learner = learner
+        if model_only:
+            return
+        self.metrics.load_state_dict(state["metrics"])
+        self.metrics_late.load_state_dict(state["metrics_late"])
+        self.recent_losses.clear()
+        self.recent_losses.extend(float(v) for v in state["recent_losses"])
+        self.n_scored = int(state["n_scored"])
+        self.n_nan_scores = int(state["n_nan_scores"])

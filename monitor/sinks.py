@@ -78,7 +78,7 @@ class CsvSink:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._header_done = False
+        self.header_written = False  # True: a resumed run appends to a file that has it
 
     def __repr__(self) -> str:
         return f"CsvSink({getattr(self.stream, 'name', '?')})"
@@ -93,9 +93,9 @@ class CsvSink:
         lab = ["" if v == "null" else v for v in lab]
         flag = np.where(s.flag, "1", "0").tolist()
         vnames = "value" if d == 1 else ",".join(f"x{i}" for i in range(d))
-        if not self._header_done:
+        if not self.header_written:
             self.stream.write(f"time,{'key,' if key is not None else ''}{vnames},label,p_abnormal,flag\n")
-            self._header_done = True
+            self.header_written = True
         if key is None:
             self.stream.write("".join(map("{},{},{},{},{}\n".format, time, value, lab, p, flag)))
         else:
@@ -111,7 +111,7 @@ class TableSink:
     def __init__(self, stream: TextIO, *, colour: bool = False) -> None:
         self.stream = stream
         self.colour = colour
-        self._header_done = False
+        self.header_written = False  # True: a resumed run appends to a file that has it
 
     def __repr__(self) -> str:
         return f"TableSink({getattr(self.stream, 'name', '?')}, colour={self.colour})"
@@ -119,10 +119,10 @@ class TableSink:
     def write(self, s: Scored) -> None:
         if not len(s):
             return
-        if not self._header_done:
+        if not self.header_written:
             key = "key        " if s.key is not None else ""
             self.stream.write(f"{'line':>8}  {'time':>10}  {key}{'value':>8}  {'label':>5}  {'p_abnormal':>10}  flag\n")
-            self._header_done = True
+            self.header_written = True
         red, off = ("\x1b[31m", "\x1b[0m") if self.colour else ("", "")
         rows = []
         keys = s.key.tolist() if s.key is not None else None

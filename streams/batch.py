@@ -44,6 +44,9 @@ class Batch:
     line:   (n,) int64 1-based source line numbers (or reading indices for generated streams)
     rejected: lines of this stretch of the source that were not readings, in line order
     header_lines: header lines consumed in this stretch (for the invariant lines = readings + rejected + headers)
+    position: where the source stands once this batch is consumed, JSON-able, or None (a source that
+              cannot resume): for line sources {"offset": byte offset of the next unread line,
+              "line": its number, "parser": the parser's state}; give it back to resume there
     """
 
     time: np.ndarray
@@ -53,6 +56,7 @@ class Batch:
     key: np.ndarray | None = None
     rejected: Sequence[Reject] = field(default_factory=tuple)
     header_lines: int = 0
+    position: dict | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
+__all__ = ["shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
 
 _LABELS = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
 _CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is redone one by one
@@ -74,6 +74,15 @@ def stripped(values: Sequence[str]) -> np.ndarray:
     return np.array([u.strip() for u in uniques] + [""], dtype=object)[codes]
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A field as quoted in a reason, cut to ``limit`` characters: a line of megabytes stays readable.
+
+    >>> shown("abc"), shown("9" * 50, limit=5)
+    ("'abc'", "'99999...' (50 characters)")
+    """
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}[:-1]...' ({len(value)} characters)".replace("'[:-1]", "")
+
+
 def why_number(value: str, name: str) -> str | None:
     """Why a reading field is refused, or None when it is a finite number."""
     v = value.strip()
@@ -82,8 +91,8 @@ def why_number(value: str, name: str) -> str | None:
     try:
         number = float(v)
     except ValueError:
-        return f"not a number: {v!r}"
-    return None if math.isfinite(number) else f"not finite: {v!r}"
+        return f"not a number: {shown(v)}"
+    return None if math.isfinite(number) else f"not finite: {shown(v)}"
 
 
 def why_time(value: str, name: str, iso: bool) -> str | None:
@@ -92,12 +101,12 @@ def why_time(value: str, name: str, iso: bool) -> str | None:
     if not v:
         return f"empty field {name!r}"
     if iso:
-        return None if math.isfinite(iso_seconds([v])[0]) else f"not a time: {v!r}"
+        return None if math.isfinite(iso_seconds([v])[0]) else f"not a time: {shown(v)}"
     try:
         number = float(v)
     except ValueError:
-        return f"not a time: {v!r}"
-    return None if math.isfinite(number) else f"not finite: {v!r}"
+        return f"not a time: {shown(v)}"
+    return None if math.isfinite(number) else f"not finite: {shown(v)}"
 
 
 def why_label(value: str, name: str) -> str | None:
@@ -105,4 +114,4 @@ def why_label(value: str, name: str) -> str | None:
     v = value.strip()
     if not v:
         return f"empty field {name!r}"
-    return None if v.lower() in _LABELS else f"not a label (0/1/true/false): {v!r}"
+    return None if v.lower() in _LABELS else f"not a label (0/1/true/false): {shown(v)}"

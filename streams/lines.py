@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import compress, repeat
 from typing import Callable, Sequence
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject
 from streams.columns import Columns, choose_columns, find_column, is_header
-from streams.fields import (iso_seconds, stripped, to_float, to_label, why_label, why_number,
+from streams.fields import (iso_seconds, shown, stripped, to_float, to_label, why_label, why_number,
                             why_time)
 
 __all__ = ["LineParser"]
@@ -48,11 +48,16 @@ class LineParser:
         Column names (case-insensitive; "0", "1", ... for header-less input). ``column`` defaults
         to a column with a common heart-rate name, else the only numeric column; ``time_column``
         to a column with a common time name; no label or key column unless named.
+    valid_range
+        ``(low, high)``: a reading outside it (a heart rate of 0 or 900) is rejected with the
+        reason "out of range"; None (the default) accepts any finite number.
     on_note
         Called once with a one-line note saying which columns were chosen.
 
     Examples
     --------
+    >>> LineParser(valid_range=(20, 300)).parse(["hr", "80", "350"]).rejected[0].reason
+    "out of range 20..300: '350'"
     >>> p = LineParser()
     >>> p.parse(["71", "", "72"]).rejected
     (Reject(line=2, raw='', reason='empty line'),)
@@ -62,11 +67,13 @@ class LineParser:
 
     def __init__(self, *, column: str | None = None, time_column: str | None = None,
                  label_column: str | None = None, key_column: str | None = None,
+                 valid_range: tuple[float, float] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.column = column
         self.time_column = time_column
         self.label_column = label_column
         self.key_column = key_column
+        self.valid_range = valid_range
         self.on_note = on_note
         self.names_: tuple[str, ...] | None = None  # column names, once the first line is seen
         self.header_: tuple[str, ...] | None = None  # header fields, None for header-less input
@@ -75,7 +82,7 @@ class LineParser:
 
     def __repr__(self) -> str:
         opts = [f"{k}={getattr(self, k)!r}"
-                for k in ("column", "time_column", "label_column", "key_column")
+                for k in ("column", "time_column", "label_column", "key_column", "valid_range")
                 if getattr(self, k) is not None]
         return f"LineParser({', '.join(opts)})"
 
@@ -104,6 +111,24 @@ class LineParser:
                     parts[i] = b""
             block = b"\n".join(parts)
         return self._parse(block, block.count(b"\n") + 1, first_line, bad)
+
+    # -- state (what a resumed source needs to go on parsing where it stopped) -----------------
+
+    def state_dict(self) -> dict:
+        """The header, the column choice and the reading count, as a JSON-able dict."""
+        c = self.columns_
+        return {"names": None if self.names_ is None else list(self.names_),
+                "header": None if self.header_ is None else list(self.header_),
+                "columns": None if c is None else {**asdict(c), "names": list(c.names)},
+                "n_readings": self.n_readings_}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Go on from a state returned by `state_dict` (after a restart, at the saved offset)."""
+        tup = lambda v: None if v is None else tuple(map(str, v))  # noqa: E731
+        self.names_, self.header_ = tup(state["names"]), tup(state["header"])
+        c = state["columns"]
+        self.columns_ = None if c is None else Columns(**{**c, "names": tup(c["names"])})
+        self.n_readings_ = int(state["n_readings"])
 
     # -- the steps ------------------------------------------------------------------------------
 
@@ -175,6 +200,8 @@ class LineParser:
             values = self._slow(block.decode("utf-8").split("\n"), bad)
         rows, x, t, y, key, text_of = values  # rows: (r,) indices of the lines the arrays hold
         ok = np.isfinite(x)
+        if self.valid_range is not None:
+            ok &= (x >= self.valid_range[0]) & (x <= self.valid_range[1])
         if t is not None:
             ok &= np.isfinite(t)
         if y is not None:
@@ -294,6 +321,10 @@ class LineParser:
         if c is None:  # columns not chosen yet: only lines of empty fields get here
             return "no values"
         reason = why_number(fields[c.reading], names[c.reading])
+        if reason is None and self.valid_range is not None:
+            lo, hi = self.valid_range
+            if not lo <= float(fields[c.reading]) <= hi:
+                reason = f"out of range {lo:g}..{hi:g}: {shown(fields[c.reading])}"
         if reason is None and c.time is not None:
             reason = why_time(fields[c.time], names[c.time], c.time_iso)
         if reason is None and c.label is not None:

@@ -14,7 +14,10 @@ Batch(n=1, d=1, lines=4..4, rejected=0) [82.0]
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from streams.batch import Batch, SourceError
 from streams.lines import LineParser
@@ -23,26 +26,47 @@ __all__ = ["LineSource", "read_batches"]
 
 
 def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
-                 hold: bool = False) -> Iterator[Batch]:
+                 hold: bool = False, max_lines: int | None = None,
+                 start: dict | None = None) -> Iterator[Batch]:
     """Batches of the whole lines in a stream of byte chunks, one Batch per chunk holding a newline.
 
     With ``hold``, batches of blank lines and the header are kept back until a reading or another
     line arrives, so that an empty source (no lines, blank lines only, or a header alone) raises
     SourceError before anything is yielded; without it they are yielded as they come (live
     input) and the error is raised at the end.
+
+    With ``max_lines``, no Batch holds more than that many lines (a block is cut into pieces), so
+    that a caller checkpointing between batches gets a chance every ``max_lines`` lines. Each
+    Batch carries its ``position`` (byte offset and number of the next unread line, and the
+    parser's state); ``start``, a position handed out before, says where ``chunks`` begin and
+    that the lines before it were read already (no empty-source error then).
     """
     pending: list[bytes] = []  # the start of a line whose newline has not arrived
-    line = 1  # number of the next line
-    readings, held = 0, []
-    only_blank = True  # no line so far other than blank ones and the header
+    line = 1 if start is None else int(start["line"])  # number of the next line
+    offset = 0 if start is None else int(start["offset"])  # byte offset of the next line
+    readings, held = (0 if start is None else 1), []
+    only_blank = start is None  # no line so far other than blank ones and the header
 
-    def parse(block: bytes) -> Batch:
-        nonlocal line, readings, only_blank
+    def parse_one(block: bytes, size: int) -> Batch:
+        nonlocal line, offset, readings, only_blank
         batch = parser.parse_bytes(block, line)
         line += len(batch) + len(batch.rejected) + batch.header_lines  # every line is accounted for
+        offset += size
         readings += len(batch)
         only_blank = only_blank and all(r.reason == "empty line" for r in batch.rejected)
-        return batch
+        return replace(batch, position={"offset": offset, "line": line,
+                                        "parser": parser.state_dict()})
+
+    def parse(block: bytes, newline: bool = True) -> Iterator[Batch]:
+        """The batches of a block of whole lines (followed by a newline in the source or not)."""
+        if max_lines is not None and block.count(b"\n") >= max_lines:
+            cuts = np.flatnonzero(np.frombuffer(block, np.uint8) == ord("\n"))[max_lines - 1::max_lines]
+            lo = 0
+            for e in cuts.tolist():
+                yield parse_one(block[lo:e], e - lo + 1)
+                lo = e + 1
+            block = block[lo:]  # the rest: one line at least (maybe an empty one)
+        yield parse_one(block, len(block) + newline)
 
     def flush(batch: Batch) -> Iterator[Batch]:
         if hold and readings == 0 and only_blank:  # the source may yet turn out to be empty
@@ -61,9 +85,11 @@ def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
         pending.append(memoryview(chunk)[:cut])
         block = b"".join(pending)
         pending = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
-        yield from flush(parse(block))
+        for batch in parse(block):
+            yield from flush(batch)
     if pending:
-        yield from flush(parse(b"".join(pending)))
+        for batch in parse(b"".join(pending), newline=False):
+            yield from flush(batch)
     if readings == 0 and only_blank:
         if parser.header_ is not None:
             raise SourceError(f"{name} has a header but no readings")
@@ -78,6 +104,8 @@ class LineSource:
     ----------
     column, time_column, label_column, key_column
         Passed to LineParser: which column holds the reading, the time, a 0/1 label, a key.
+    valid_range
+        Passed to LineParser: readings outside ``(low, high)`` are rejected; None accepts all.
     on_note
         Called once with a one-line note saying which columns were chosen.
     """
@@ -86,11 +114,13 @@ class LineSource:
 
     def __init__(self, *, column: str | None = None, time_column: str | None = None,
                  label_column: str | None = None, key_column: str | None = None,
+                 valid_range: tuple[float, float] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.column = column
         self.time_column = time_column
         self.label_column = label_column
         self.key_column = key_column
+        self.valid_range = valid_range
         self.on_note = on_note
 
     def _chunks(self) -> Iterator[bytes]:
@@ -101,14 +131,16 @@ class LineSource:
 
     def _repr_args(self) -> list[str]:
         return [f"{k}={getattr(self, k)!r}"
-                for k in ("column", "time_column", "label_column", "key_column")
+                for k in ("column", "time_column", "label_column", "key_column", "valid_range")
                 if getattr(self, k) is not None]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(self._repr_args())})"
 
+    def _parser(self) -> LineParser:
+        return LineParser(column=self.column, time_column=self.time_column,
+                          label_column=self.label_column, key_column=self.key_column,
+                          valid_range=self.valid_range, on_note=self.on_note)
+
     def __iter__(self) -> Iterator[Batch]:
-        parser = LineParser(column=self.column, time_column=self.time_column,
-                            label_column=self.label_column, key_column=self.key_column,
-                            on_note=self.on_note)
-        return read_batches(self._chunks(), parser, name=self._name(), hold=not self.live)
+        return read_batches(self._chunks(), self._parser(), name=self._name(), hold=not self.live)

@@ -36,6 +36,8 @@ class LiveLines(LineSource):
         A stream without a descriptor (io.BytesIO) is read with its read1() or read().
     column, time_column, label_column, key_column
         Which column holds the reading, the time, a 0/1 label, a key (see LineParser).
+    valid_range
+        Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
     on_note
         Called once with a one-line note saying which columns were chosen.
 
@@ -47,10 +49,10 @@ class LiveLines(LineSource):
 
     def __init__(self, *, stream: BinaryIO | int | None = None, column: str | None = None,
                  time_column: str | None = None, label_column: str | None = None,
-                 key_column: str | None = None,
+                 key_column: str | None = None, valid_range: tuple[float, float] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, on_note=on_note)
+                         key_column=key_column, valid_range=valid_range, on_note=on_note)
         self.stream = stream
 
     def _name(self) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from streams.batch import SourceError
-from streams.linesource import LineSource
+from streams.batch import Batch, SourceError
+from streams.linesource import LineSource, read_batches
 
 __all__ = ["CsvReplay"]
 
@@ -32,14 +32,32 @@ class CsvReplay(LineSource):
     column, time_column, label_column, key_column
         Which column holds the reading, the time, a 0/1 label, a key (see LineParser).
     block_bytes
-        Bytes read at a time; each block becomes one Batch.
+        Bytes read at a time; each block becomes one Batch (or several, see ``max_lines``).
+    max_lines
+        No Batch holds more lines than this (None: no limit), so a caller that checkpoints
+        between batches can do so every ``max_lines`` lines.
+    resume
+        A ``Batch.position`` handed out by an earlier replay of the same file: reading starts
+        at its byte offset, with its line numbers and column choice, as if never stopped.
+    valid_range
+        Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
     on_note
         Called once with a one-line note saying which columns were chosen.
 
-    A missing or empty file raises SourceError when iteration starts.
+    A missing or empty file raises SourceError when iteration starts, and so does a file shorter
+    than the offset to resume from.
 
     Examples
     --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp(), "hr.csv")
+    >>> _ = path.write_text("hr\\n80\\n81\\n82\\n")
+    >>> first = next(iter(CsvReplay(path, max_lines=2)))
+    >>> first.x.ravel().tolist(), first.position["offset"], first.position["line"]
+    ([80.0], 6, 3)
+    >>> [b.x.ravel().tolist() for b in CsvReplay(path, resume=first.position)]
+    [[81.0, 82.0]]
+
     >>> next(iter(CsvReplay("no/such.csv")))
     Traceback (most recent call last):
     ...
@@ -51,14 +69,20 @@ class CsvReplay(LineSource):
     def __init__(self, path: str | os.PathLike, *, column: str | None = None,
                  time_column: str | None = None, label_column: str | None = None,
                  key_column: str | None = None, block_bytes: int = 1 << 22,
+                 max_lines: int | None = None, resume: dict | None = None,
+                 valid_range: tuple[float, float] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, on_note=on_note)
+                         key_column=key_column, valid_range=valid_range, on_note=on_note)
         self.path = path
         self.block_bytes = block_bytes
+        self.max_lines = max_lines
+        self.resume = resume
 
     def _repr_args(self) -> list[str]:
         extra = [] if self.block_bytes == 1 << 22 else [f"block_bytes={self.block_bytes!r}"]
+        extra += [f"max_lines={self.max_lines!r}"] if self.max_lines is not None else []
+        extra += [f"resume_at={self.resume['offset']}"] if self.resume is not None else []
         return [repr(os.fspath(self.path))] + super()._repr_args() + extra
 
     def _name(self) -> str:
@@ -74,5 +98,19 @@ class CsvReplay(LineSource):
         except OSError as e:
             raise SourceError(f"cannot read {self._name()}: {e.strerror}") from None
         with f:
+            if self.resume is not None:
+                offset = int(self.resume["offset"])
+                size = os.fstat(f.fileno()).st_size
+                if size < offset:
+                    raise SourceError(f"cannot resume {self._name()} at byte {offset}: the file has only "
+                                      f"{size} bytes (replaced or truncated since the checkpoint?)")
+                f.seek(offset)
             while chunk := f.read(self.block_bytes):
                 yield chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        parser = self._parser()
+        if self.resume is not None:
+            parser.load_state_dict(self.resume["parser"])
+        return read_batches(self._chunks(), parser, name=self._name(), hold=self.resume is None,
+                            max_lines=self.max_lines, start=self.resume)
