@@ -18,7 +18,7 @@ def _configure_torch() -> None:
 
 
 def run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
-               summary_json, speed, quiet, error: Callable[[str], Exception]) -> int:
+               summary_json, speed, quiet, error: Callable[[str], Exception], plot=None) -> int:
     """Replay one source; returns the exit status (0, 1 when the circles check fails, 130 on Ctrl-C)."""
     from monitor.pacing import Pacer
     from monitor.pipeline import Monitor
@@ -27,12 +27,14 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
     from monitor.sources import open_source
     from streams import SourceError
 
+    if plot:
+        _require_plotting(error)
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
     choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
                          label_column=label_column, on_note=note)
     late_from = (n or 10_000) // 2 if stream == "circles" else None
-    mon = Monitor(config, threshold=threshold, seed=seed, late_from=late_from)
+    mon = Monitor(config, threshold=threshold, seed=seed, late_from=late_from, trace=bool(plot))
     with ExitStack() as stack:
         if out:
             try:
@@ -60,6 +62,10 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
             fh.write("\n")
     if not quiet:
         sys.stderr.write(format_summary(summary))
+    if plot:
+        _write_replay_plot(mon, plot, threshold=None if label_column else threshold, title=choice.name, error=error)
+        if not quiet:
+            sys.stderr.write(f"monitor: wrote {plot}\n")
     if summary["interrupted"]:
         return 130
     if stream == "circles":
@@ -71,6 +77,22 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if not quiet:
             sys.stderr.write(f"monitor: circles sanity check passed: accuracy over the second half {acc:.4f}\n")
     return 0
+
+
+def _require_plotting(error: Callable[[str], Exception]) -> None:
+    from monitor.plots import PlotUnavailable, require_matplotlib
+    try:
+        require_matplotlib()
+    except PlotUnavailable as e:
+        raise error(str(e))
+
+
+def _write_replay_plot(mon, path, *, threshold, title, error: Callable[[str], Exception]) -> None:
+    from monitor.plots import plot_replay
+    try:
+        plot_replay(mon.trace.arrays(), path, threshold=threshold, flag_at=mon.flag_at, title=title)
+    except OSError as e:
+        raise error(f"cannot write {path}: {e.strerror or e}")
 
 
 def _silence_stdout() -> None:
