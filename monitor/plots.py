@@ -5,9 +5,9 @@ is asked for, with the headless Agg backend, so no display is needed.
 
 >>> import numpy as np
 >>> smooth(np.array([1.0, 3.0, 5.0, 7.0]), 2).tolist()
-[2.0, 4.0, 6.0]
->>> smooth(np.array([1.0]), 25).tolist()
-[1.0]
+[1.0, 2.0, 4.0, 6.0]
+>>> smooth(np.array([1.0, 3.0]), 25).tolist()
+[1.0, 2.0]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = ["PlotUnavailable", "require_matplotlib", "smooth", "plot_ablation", "
 
 MISSING = "--plot needs matplotlib, which is not installed: pip install 'monitor[plot]'"
 COLOURS = {"none": "tab:red", "running": "tab:blue", "batchnorm": "tab:green", "both": "tab:purple"}
+DASHED = {"both"}  # often on top of "batchnorm" (BatchNorm undoes the running normalisation): keep both visible
 
 
 class PlotUnavailable(RuntimeError):
@@ -39,9 +40,11 @@ def require_matplotlib():
 
 
 def smooth(values: np.ndarray, k: int) -> np.ndarray:
-    """Moving average over k values ('valid' part: len(values) - k + 1 points; all of it if shorter)."""
-    k = max(1, min(k, len(values)))
-    return np.convolve(values, np.ones(k) / k, mode="valid")
+    """Trailing mean over the last k values (fewer at the start), one output per value."""
+    cum = np.concatenate(([0.0], np.cumsum(values, dtype=np.float64)))  # (n + 1,)
+    stop = np.arange(1, len(values) + 1)
+    start = np.maximum(0, stop - max(1, k))
+    return (cum[stop] - cum[start]) / (stop - start)
 
 
 def plot_ablation(runs: Sequence, path: str | os.PathLike, *, title: str | None = None,
@@ -62,8 +65,8 @@ def plot_ablation(runs: Sequence, path: str | os.PathLike, *, title: str | None 
                 if len(r.loss) == 0:
                     continue
                 y = np.maximum(smooth(r.loss, k), 1e-6)
-                x = r.loss_at[len(r.loss_at) - len(y):]
-                ax.plot(x, y, lw=1.2, color=COLOURS.get(r.treatment), label=r.treatment)
+                ax.plot(r.loss_at, y, lw=1.2, color=COLOURS.get(r.treatment), label=r.treatment,
+                        ls="--" if r.treatment in DASHED else "-")
                 low, high = min(low, float(y.min())), max(high, float(y.max()))
             if high > 0:
                 ax.set_ylim(low / 2, high * 2)
