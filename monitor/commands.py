@@ -21,7 +21,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
-               valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True) -> int:
+               valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
+               plot=None) -> int:
     """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
     143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint)."""
     from monitor.alerts import AlertSink, Span
@@ -34,6 +35,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
     from monitor.sources import open_source
     from streams import SourceError
 
+    if plot:
+        _require_plotting(error)
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
     fmt = fmt or ("table" if out is None and sys.stdout.isatty() else "jsonl")
@@ -67,7 +70,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         raise error(str(e))
     late_from = (n or 10_000) // 2 if stream == "circles" else None
     mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, learn=learn,
-                       model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear)
+                       model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear,
+                       trace=bool(plot))
     if saved is not None:
         try:
             mon.load_state_dict(saved["monitor"], model_only=not learn)
@@ -124,6 +128,10 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
             fh.write("\n")
     if not quiet:
         sys.stderr.write(format_summary(summary))
+    if plot:
+        _write_replay_plot(mon.inner, plot, threshold=None if label_column else threshold, title=choice.name, error=error)
+        if not quiet:
+            sys.stderr.write(f"monitor: wrote {plot}\n")
     if summary["interrupted"]:
         return 128 + summary.get("signal", 2)
     if stream == "circles":
@@ -135,6 +143,22 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if not quiet:
             sys.stderr.write(f"monitor: circles sanity check passed: accuracy over the second half {acc:.4f}\n")
     return 0
+
+
+def _require_plotting(error: Callable[[str], Exception]) -> None:
+    from monitor.plots import PlotUnavailable, require_matplotlib
+    try:
+        require_matplotlib()
+    except PlotUnavailable as e:
+        raise error(str(e))
+
+
+def _write_replay_plot(mon, path, *, threshold, title, error: Callable[[str], Exception]) -> None:
+    from monitor.plots import plot_replay
+    try:
+        plot_replay(mon.trace.arrays(), path, threshold=threshold, flag_at=mon.flag_at, title=title)
+    except OSError as e:
+        raise error(f"cannot write {path}: {e.strerror or e}")
 
 
 def _open_output(path: str, keep: int | None, stack: ExitStack, error) -> TextIO:

@@ -141,3 +141,30 @@ def test_bce_with_logits_stays_finite_where_sigmoid_bce_clamps():
     clamped.backward()
     assert clamped.item() == pytest.approx(100.0)  # BCELoss clamps log at -100: stuck, whatever the logit
     assert torch.all(logits2.grad.abs() < 1e-6)  # and the gradient has vanished
+
+
+@pytest.mark.parametrize("loss", ["bce-logits", "sigmoid-bce"])
+def test_a_glitch_reading_saturates_sigmoid_bce_but_not_bce_with_logits(loss):
+    """Raw inputs, a sensor glitch of 10^5 bpm: the logits are huge and the label disagrees with them.
+
+    Through the learner (as `--loss sigmoid-bce --no-normalise --no-batchnorm` runs it): with a
+    sigmoid output and BCELoss, p is exactly 0 or 1 in float32, BCELoss clamps log(0) at -100,
+    the gradient through the saturated sigmoid is exactly zero, and every step reports a loss of
+    100 while nothing is learned. BCEWithLogitsLoss reports the true, finite loss and learns.
+    """
+    cfg = LearnerConfig(normalise=False, batchnorm=False, loss=loss, min_batch=8, replay=0, init_bias=False)
+    learner = OnlineLearner(cfg, seed=0)
+    x = np.full((8, 1), 1e5)
+    logits = learner._scorer.logits(x)
+    assert np.all(np.abs(logits) > 200)  # the precondition: extreme logits
+    y = (logits < 0).astype(float)  # confidently wrong about every reading
+    before = [p.detach().clone() for p in learner.net.parameters()]
+    losses = learner.learn_many(x, y)
+    assert len(losses) == cfg.warm_steps and learner.n_skipped_ == 0
+    moved = any(not torch.equal(a, b) for a, b in zip(before, learner.net.parameters()))
+    if loss == "sigmoid-bce":
+        assert losses == [pytest.approx(100.0)] * len(losses)  # stuck at BCELoss's clamp
+        assert not moved  # zero gradient: the weights did not change at all
+    else:
+        assert all(np.isfinite(losses)) and losses[0] == pytest.approx(np.abs(logits).mean(), rel=1e-3)
+        assert moved and losses[-1] < losses[0]  # a real gradient: it learns from the glitch
