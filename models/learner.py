@@ -9,7 +9,7 @@ one reading at a time from a live feed, or thousands from a file.
 >>> import numpy as np
 >>> learner = OnlineLearner(LearnerConfig(n_features=1), seed=0)
 >>> learner
-OnlineLearner(normalise=True, batchnorm=True, hidden=16, lr=0.05, batch=4..256, seen=0, steps=0)
+OnlineLearner(normalise=True, batchnorm=False, hidden=16, lr=0.05, batch=4..256, seen=0, steps=0)
 >>> learner.room()
 4
 >>> x = np.array([[80.0], [95.0], [85.0], [99.0]])
@@ -40,7 +40,7 @@ class LearnerConfig:
 
     n_features: int = 1  # inputs per reading
     normalise: bool = True  # running mean/std normalisation of the inputs (float64, Chan merge)
-    batchnorm: bool = True  # BatchNorm1d as the network's first layer
+    batchnorm: bool = False  # BatchNorm1d as the network's first layer (off: see the module docstring)
     hidden: int = 16  # hidden layer width
     activation: str = "relu"  # hidden activation
     loss: str = "bce-logits"  # "bce-logits" (default, stable) or "sigmoid-bce"
@@ -52,6 +52,8 @@ class LearnerConfig:
     steps: int = 1  # optimiser steps per mini-batch once warmed up
     warm_steps: int = 16  # optimiser steps per mini-batch during the first `warm_until` readings
     warm_until: int = 2000  # readings seen before stepping down from warm_steps to steps
+    preserve: bool = True  # when the normaliser's statistics move, rescale the first layer to keep the function
+    warm_restart: bool = True  # a class seen for the first time restarts the warm-up (warm_until more readings)
     init_bias: bool = True  # output bias from `prior` at start, then from the first mini-batch's label rate
     prior: float = 0.1  # P(abnormal) an untrained model says: a new monitor does not raise alarms blindly
 
@@ -104,6 +106,8 @@ class OnlineLearner:
         self._n_replay = 0  # filled slots
         self._replay_at = 0  # next slot to write
         self.n_seen_ = 0  # readings handed to learn_many
+        self.warm_end_ = c.warm_until  # warm steps until this many readings; a new class pushes it on
+        self.classes_seen_ = [False, False]  # labels 0 and 1 seen in a trained mini-batch
         self.n_steps_ = 0  # optimiser steps taken
         self.n_skipped_ = 0  # steps skipped because the loss or a gradient was not finite
         self.last_loss_: float | None = None
@@ -168,12 +172,17 @@ class OnlineLearner:
         c = self.config
         px, py = self._pend_x[:self._n_pend], self._pend_y[:self._n_pend]
         if c.normalise:
-            self.normaliser.update(px)
+            self._renormalise(px)
         known = ~np.isnan(py)
         new_x, new_y = px[known], py[known]
         if c.init_bias and self.n_steps_ == 0 and len(new_y):
             self._set_output_bias(new_y.mean())
-        n_steps = c.warm_steps if self.n_seen_ <= c.warm_until else c.steps
+        for k in (0, 1):  # a class seen for the first time (the first abnormal reading) restarts the warm-up
+            if not self.classes_seen_[k] and ((new_y > 0.5) == bool(k)).any():
+                self.classes_seen_[k] = True
+                if c.warm_restart:
+                    self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.warm_until)
+        n_steps = c.warm_steps if self.n_seen_ <= self.warm_end_ else c.steps
         losses = []
         for _ in range(n_steps):
             bx, by = self._training_batch(new_x, new_y)
@@ -190,12 +199,40 @@ class OnlineLearner:
             self.last_loss_ = losses[-1]
         return losses
 
+    def _renormalise(self, px: np.ndarray) -> None:
+        """Update the normaliser, and keep the network's function of the raw reading unchanged.
+
+        When mean and std move from (m0, s0) to (m1, s1), a reading's input moves from
+        (x - m0) / s0 to (x - m1) / s1; rescaling the first Linear layer's columns by s1 / s0 and
+        shifting its bias by W (m1 - m0) / s0 gives exactly the old pre-activations (the idea of
+        PopArt, van Hasselt et al. 2016, applied to the inputs). So a new statistic never moves the
+        learned threshold: learning only has to follow what really changed. Not done with a
+        BatchNorm input layer (its batch statistics are not a fixed map to compensate).
+        """
+        norm = self.normaliser
+        before = norm.get() if norm._fitted() else None
+        norm.update(px)
+        if before is None or self.config.batchnorm or not self.config.preserve:
+            return
+        m0, s0 = before
+        m1, s1 = norm.get()
+        ok = (s0 > 0) & (s1 > 0)  # (d,) features scaled before and after
+        if not ok.any():
+            return
+        lin = self.net[0]
+        ratio = np.where(ok, s1 / np.where(ok, s0, 1.0), 1.0)  # (d,)
+        shift = np.where(ok, (m1 - m0) / np.where(ok, s0, 1.0), 0.0)  # (d,)
+        with torch.no_grad():
+            w = lin.weight  # (h, d)
+            lin.bias.add_(w @ torch.from_numpy(shift.astype(np.float32)))
+            w.mul_(torch.from_numpy(ratio.astype(np.float32)))
+
     def _training_batch(self, new_x: np.ndarray, new_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The new readings plus a draw of up to batch_size recent ones from the replay ring."""
         if self._n_replay == 0:
             return new_x, new_y
         k = min(self._n_replay, self.config.batch_size)
-        idx = self.rng.choice(self._n_replay, size=k, replace=False) if k < self._n_replay else np.arange(k)
+        idx = self.rng.integers(0, self._n_replay, size=k)  # (k,) with replacement: cheaper than a permutation
         return (np.concatenate([new_x, self._replay_x[idx]]), np.concatenate([new_y, self._replay_y[idx]]))
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
