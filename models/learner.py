@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from models.adam import FlatAdam
 from models.network import NumpyScorer, build_network, make_loss
 from models.normaliser import RunningNormaliser
 
@@ -93,7 +94,7 @@ class OnlineLearner:
         c = config
         self.net = build_network(c.network, seed=seed)
         self.loss_fn = make_loss(c.loss)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
+        self.opt = FlatAdam(self.net.parameters(), lr=c.lr)  # torch.optim.Adam's update, on one flat vector
         self.normaliser = RunningNormaliser()
         self.rng = np.random.default_rng(seed)
         d = c.n_features
@@ -114,6 +115,10 @@ class OnlineLearner:
         self.net.eval()
         if c.init_bias:
             self._set_output_bias(c.prior)
+        self._centre = self._inv_scale = None  # the normaliser's statistics, cached at each step
+        self._stats_at = 0  # normaliser.n_seen_ when they were cached
+        self._params = list(self.net.parameters())
+        self._modal = any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in self.net)
         self._scorer = NumpyScorer(self.net)  # float64 snapshot of the weights, renewed after each step
 
     def __repr__(self) -> str:
@@ -123,10 +128,32 @@ class OnlineLearner:
 
     # -- scoring -------------------------------------------------------------------------------
     def _normalised(self, x: np.ndarray) -> np.ndarray:
-        return self.normaliser.transform(x) if self.config.normalise else np.asarray(x, dtype=np.float64)
+        """(n, d) float64 inputs of the network: (x - mean) * (1 / std), 0 for a constant feature."""
+        x = np.asarray(x, dtype=np.float64)
+        if not self.config.normalise:
+            return x
+        if self._stats_at != getattr(self.normaliser, "n_seen_", 0):  # changed (or loaded) since cached
+            self._refresh_stats()
+        if self._centre is None:  # not fitted: the normaliser says what to do
+            return self.normaliser.transform(x)
+        if not np.isfinite(x).all():
+            return self.normaliser.transform(x)  # raises, naming the rows
+        return (x - self._centre) * self._inv_scale
+
+    def _refresh_stats(self) -> None:
+        """Cache the normaliser's centre and inverse scale (d,) after it changed."""
+        norm = self.normaliser
+        self._stats_at = getattr(norm, "n_seen_", 0)
+        if not norm._fitted():
+            self._centre = self._inv_scale = None
+            return
+        std = norm.std_
+        scaled = std > norm.eps * np.maximum(1.0, np.abs(norm.mean_))  # as RunningNormaliser.transform
+        self._centre = norm.mean_.copy()
+        self._inv_scale = np.where(scaled, 1.0 / np.where(scaled, std, 1.0), 0.0)
 
     def _inputs(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self._normalised(x), dtype=np.float32))  # (n, d)
+        return torch.from_numpy(self._normalised(x).astype(np.float32))  # (n, d)
 
     def predict_proba_many(self, x: np.ndarray) -> np.ndarray:
         """Probability of class 1 for each row of x (n, d); never changes the learner.
@@ -184,13 +211,20 @@ class OnlineLearner:
                     self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.warm_until)
         n_steps = c.warm_steps if self.n_seen_ <= self.warm_end_ else c.steps
         losses = []
-        for _ in range(n_steps):
-            bx, by = self._training_batch(new_x, new_y)
-            if len(by) < 2:
-                break
-            loss = self._optimise(bx, by)
-            if loss is not None:
-                losses.append(loss)
+        modal = self._modal  # train/eval only matter with BatchNorm (and cost a walk over the modules)
+        if modal:
+            self.net.train()
+        try:
+            for _ in range(n_steps):
+                bx, by = self._training_batch(new_x, new_y)
+                if len(by) < 2:
+                    break
+                loss = self._optimise(bx, by)
+                if loss is not None:
+                    losses.append(loss)
+        finally:
+            if modal:
+                self.net.eval()
         self._remember(new_x, new_y)
         self._scorer = NumpyScorer(self.net)
         self._n_pend = 0
@@ -210,18 +244,20 @@ class OnlineLearner:
         BatchNorm input layer (its batch statistics are not a fixed map to compensate).
         """
         norm = self.normaliser
-        before = norm.get() if norm._fitted() else None
+        self._normalised(px[:0])  # refresh the cache if the normaliser changed behind our back
+        before = (self._centre, self._inv_scale)
         norm.update(px)
-        if before is None or self.config.batchnorm or not self.config.preserve:
+        self._refresh_stats()
+        m0, inv0 = before
+        if m0 is None or self.config.batchnorm or not self.config.preserve:
             return
-        m0, s0 = before
-        m1, s1 = norm.get()
-        ok = (s0 > 0) & (s1 > 0)  # (d,) features scaled before and after
+        m1, inv1 = self._centre, self._inv_scale
+        ok = (inv0 > 0) & (inv1 > 0)  # (d,) features scaled before and after
         if not ok.any():
             return
+        ratio = np.where(ok, inv0 / np.where(ok, inv1, 1.0), 1.0)  # (d,) s1 / s0
+        shift = np.where(ok, (m1 - m0) * inv0, 0.0)  # (d,) (m1 - m0) / s0
         lin = self.net[0]
-        ratio = np.where(ok, s1 / np.where(ok, s0, 1.0), 1.0)  # (d,)
-        shift = np.where(ok, (m1 - m0) / np.where(ok, s0, 1.0), 0.0)  # (d,)
         with torch.no_grad():
             w = lin.weight  # (h, d)
             lin.bias.add_(w @ torch.from_numpy(shift.astype(np.float32)))
@@ -236,25 +272,20 @@ class OnlineLearner:
         return (np.concatenate([new_x, self._replay_x[idx]]), np.concatenate([new_y, self._replay_y[idx]]))
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
-        self.net.train()
-        try:
-            out = self.net(self._inputs(bx))[:, 0]  # (m,)
-            loss = self.loss_fn(out, torch.from_numpy(by.astype(np.float32)))
-            self.opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                self.n_skipped_ += 1
-                return None
-            loss.backward()
-            grads_ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.net.parameters())
-            if not grads_ok:
-                self.n_skipped_ += 1
-                self.opt.zero_grad(set_to_none=True)
-                return None
-            self.opt.step()
-            self.n_steps_ += 1
-            return float(loss.detach())
-        finally:
-            self.net.eval()
+        """One Adam step on (m, d) raw readings and their (m,) labels; None when skipped (not finite)."""
+        out = self.net(self._inputs(bx))[:, 0]  # (m,)
+        loss = self.loss_fn(out, torch.from_numpy(by.astype(np.float32)))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self.n_skipped_ += 1
+            return None
+        grad = self.opt.flat_grad(torch.autograd.grad(loss, self._params, allow_unused=True))  # (P,)
+        if not bool(torch.isfinite(grad).all()):
+            self.n_skipped_ += 1
+            return None
+        self.opt.step(grad)
+        self.n_steps_ += 1
+        return value
 
     def _remember(self, x: np.ndarray, y: np.ndarray) -> None:
         cap = self.config.replay

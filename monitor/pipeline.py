@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -92,8 +93,12 @@ class Monitor:
             raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
         return self.learner
 
-    def process(self, batch: Batch) -> Scored:
-        """Score every reading of the batch, then learn from it, in slices the learner accepts."""
+    def process(self, batch: Batch, emit: Callable[[Scored], None] | None = None) -> Scored:
+        """Score every reading of the batch, then learn from it, in slices the learner accepts.
+
+        With `emit`, each slice's records are handed to it as soon as they are scored, before the
+        model learns from them (a live feed sees a flag before any training step it triggers).
+        """
         x = batch.x
         n = len(x)
         y = label(x, batch.y, threshold=self.threshold)
@@ -103,6 +108,10 @@ class Monitor:
         while i < n:
             k = min(learner.room(), n - i) if self.learn else n - i
             p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
+            if emit is not None:
+                emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p[i:i + k],
+                            flag=p[i:i + k] > self.flag_at, line=batch.line[i:i + k],
+                            key=None if batch.key is None else batch.key[i:i + k]))
             if self.learn:
                 losses = learner.learn_many(x[i:i + k], y[i:i + k])  # ...learned after
                 self.recent_losses.extend(losses)
