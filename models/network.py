@@ -107,10 +107,13 @@ class NumpyScorer:
             shift = (bn.bias.detach().double().numpy() - bn.running_mean.double().numpy() * scale)
             self.bn = (scale, shift)  # (d,), (d,): eval-mode BatchNorm is an affine map
         lin1, act, lin2 = mods[0], mods[1], mods[2]
-        self.w1 = lin1.weight.detach().double().numpy().T.copy()  # (d, h)
-        self.b1 = lin1.bias.detach().double().numpy().copy()  # (h,)
-        self.w2 = lin2.weight.detach().double().numpy()[0].copy()  # (h,)
-        self.b2 = float(lin2.bias.detach()[0])
+        h, d = lin1.weight.shape
+        with torch.no_grad():  # one copy of all the weights: cheap enough to take after every step
+            flat = torch.cat([lin1.weight.reshape(-1), lin1.bias, lin2.weight.reshape(-1), lin2.bias]).double().numpy()
+        self.w1 = flat[:h * d].reshape(h, d).T.copy()  # (d, h)
+        self.b1 = flat[h * d:h * d + h]  # (h,)
+        self.w2 = flat[h * d + h:h * d + 2 * h]  # (h,)
+        self.b2 = float(flat[-1])
         self.act = "relu" if isinstance(act, nn.ReLU) else "tanh"
 
     def __repr__(self) -> str:

@@ -38,7 +38,7 @@ def _model_options(f):
                      help="Largest mini-batch (the first ones are smaller and grow to this)."),
         click.option("--normalise/--no-normalise", default=True, show_default=True,
                      help="Running mean/std normalisation of the inputs."),
-        click.option("--batchnorm/--no-batchnorm", default=True, show_default=True,
+        click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
                      help="BatchNorm1d as the network's first layer."),
         click.option("--loss", type=click.Choice(["bce-logits", "sigmoid-bce"]), default="bce-logits",
                      show_default=True, help="BCEWithLogitsLoss, or a sigmoid output with BCELoss."),

@@ -34,6 +34,7 @@ alert state and its own counts; how keys share the network is ``model``:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 
@@ -100,12 +101,17 @@ class KeyedMonitor:
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, batch: Batch) -> Scored:
-        """Score, learn, count and track alerts for a batch; the Scored carries alert records."""
+    def process(self, batch: Batch, emit: Callable[[Scored], None] | None = None) -> Scored:
+        """Score, learn, count and track alerts for a batch; the Scored carries alert records.
+
+        With `emit` (live feeds), records are handed over as soon as they are scored: an unkeyed
+        stream's slice by slice before learning, a keyed batch whole; alert records follow in an
+        empty Scored once the batch's flags are known.
+        """
         if self.keyed_ is None and len(batch):
             self.keyed_ = batch.key is not None
         if batch.key is None:
-            scored = self.inner.process(batch)
+            scored = self.inner.process(batch, emit=emit)
             ids = np.zeros(len(batch), dtype=np.intp)
             names: list = [None]
             evicted_events: list[dict] = []
@@ -114,14 +120,21 @@ class KeyedMonitor:
                 ids, evicted = self.table.lookup(batch.key)
             except TooManyKeys:  # more distinct keys than max_keys in one batch: halve it
                 half = len(batch) // 2
-                return _concat([self.process(batch.slice(0, half)), self.process(batch.slice(half, len(batch)))])
+                return _concat([self.process(batch.slice(0, half), emit),
+                                self.process(batch.slice(half, len(batch)), emit)])
             evicted_events = self._forget(evicted)
             scored = self._score_keyed(batch, ids)
             names = self.table._keys
         self.n_scored += len(scored)
         events = evicted_events + self.alerts.update(ids, names, scored.time, scored.x[:, 0], scored.flag)
         self._count(ids, scored)
-        return replace(scored, alerts=tuple(events))
+        result = replace(scored, alerts=tuple(events))
+        if emit is not None:
+            if batch.key is not None:
+                emit(result)
+            elif events:
+                emit(replace(result.take(0, 0), alerts=tuple(events)))
+        return result
 
     def _score_keyed(self, batch: Batch, ids: np.ndarray) -> Scored:
         x = batch.x

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +40,12 @@ class Scored:
 
     def __len__(self) -> int:
         return len(self.p)
+
+    def take(self, start: int, stop: int) -> "Scored":
+        """Records start:stop, without alert records."""
+        return Scored(time=self.time[start:stop], x=self.x[start:stop], label=self.label[start:stop],
+                      p=self.p[start:stop], flag=self.flag[start:stop], line=self.line[start:stop],
+                      key=None if self.key is None else self.key[start:stop])
 
 
 class Trace:
@@ -95,8 +102,12 @@ class Monitor:
         return self.learner
 
     @np.errstate(over="ignore", invalid="ignore")  # extreme readings are caught below and by the learner
-    def process(self, batch: Batch) -> Scored:
-        """Score every reading of the batch, then learn from it, in slices the learner accepts."""
+    def process(self, batch: Batch, emit: Callable[[Scored], None] | None = None) -> Scored:
+        """Score every reading of the batch, then learn from it, in slices the learner accepts.
+
+        With `emit`, each slice's records are handed to it as soon as they are scored, before the
+        model learns from them (a live feed sees a flag before any training step it triggers).
+        """
         x = batch.x
         n = len(x)
         y = label(x, batch.y, threshold=self.threshold)
@@ -106,6 +117,10 @@ class Monitor:
         while i < n:
             k = min(learner.room(), n - i) if self.learn else n - i
             p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
+            if emit is not None:
+                emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p[i:i + k],
+                            flag=p[i:i + k] > self.flag_at, line=batch.line[i:i + k],
+                            key=None if batch.key is None else batch.key[i:i + k]))
             if self.learn:
                 losses = learner.learn_many(x[i:i + k], y[i:i + k])  # ...learned after
                 self.recent_losses.extend(losses)

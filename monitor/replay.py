@@ -113,10 +113,11 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
                 rejects.add(batch.rejected)
                 headers += batch.header_lines
                 for part in pacer.split(batch.time):  # pacing sleeps: stop.sleep gives way to a signal
-                    scored = monitor.process(batch.slice(part.start, part.stop))
-                    sink.write(scored)
-                    if flush_each:
-                        sink.flush()
+                    if flush_each:  # live: each record out (and flushed) as soon as it is scored
+                        monitor.process(batch.slice(part.start, part.stop),
+                                        emit=lambda s: (sink.write(s), sink.flush()))
+                    else:
+                        sink.write(monitor.process(batch.slice(part.start, part.stop)))
                 consistent, position = True, batch.position
                 since += len(batch)
                 if save is not None and checkpoint_every and since >= checkpoint_every:

@@ -61,7 +61,7 @@ def test_scores_do_not_depend_on_how_the_stream_is_sliced():
 
 
 def test_batchnorm_never_trains_on_a_single_reading():
-    learner = OnlineLearner(LearnerConfig(min_batch=2), seed=0)
+    learner = OnlineLearner(LearnerConfig(min_batch=2, batchnorm=True), seed=0)
     sizes = []
     bn = learner.net[0]
     bn.register_forward_hook(lambda m, inp, out: sizes.append(inp[0].shape[0]) if m.training else None)

@@ -124,3 +124,12 @@ def test_pacer_releases_readings_by_their_time():
 def test_pacer_rejects_negative_speed():
     with pytest.raises(ValueError, match="speed must be 0"):
         Pacer(speed=-1)
+
+
+def test_emitting_records_before_learning_gives_the_same_records(hr_values):
+    whole = Monitor(seed=0).process(hr_batch(hr_values)).p
+    emitted = []
+    mon = Monitor(seed=0)
+    for i in range(0, len(hr_values), 7):
+        mon.process(hr_batch(hr_values[i:i + 7], first_line=i + 1), emit=lambda s: emitted.append(s.p))
+    np.testing.assert_array_equal(np.concatenate(emitted), whole)
