@@ -18,7 +18,7 @@ def _configure_torch() -> None:
 
 
 def run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
-               summary_json, speed, quiet, error: Callable[[str], Exception]) -> int:
+               summary_json, speed, quiet, error: Callable[[str], Exception], format_in=None) -> int:
     """Replay one source; returns the exit status (0, 1 when the circles check fails, 130 on Ctrl-C)."""
     from monitor.pacing import Pacer
     from monitor.pipeline import Monitor
@@ -29,10 +29,16 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
 
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
-    choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
-                         label_column=label_column, on_note=note)
+    try:
+        choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
+                             label_column=label_column, on_note=note, format_in=format_in)
+    except SourceError as e:
+        raise error(str(e))
     late_from = (n or 10_000) // 2 if stream == "circles" else None
     mon = Monitor(config, threshold=threshold, seed=seed, late_from=late_from)
+    source = choice.source
+    if stream is None and _progress_wanted(file, choice.live, quiet):
+        source = _with_progress(file, format_in, source, mon)
     with ExitStack() as stack:
         if out:
             try:
@@ -45,8 +51,9 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         colour = fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
         sink = make_sink(fmt, dest, colour=colour)
         try:
-            summary = replay(choice.source, mon, sink, live=choice.live, pacer=Pacer(speed=speed),
-                             rejects=RejectReport(None if quiet else sys.stderr))
+            summary = replay(source, mon, sink, live=choice.live, pacer=Pacer(speed=speed),
+                             rejects=RejectReport(None if quiet else sys.stderr,
+                                                  unit=getattr(choice.source, "record_unit", "line")))
         except SourceError as e:
             raise error(str(e))
         except BrokenPipeError:
@@ -77,3 +84,18 @@ def _silence_stdout() -> None:
     """After a closed pipe (`monitor replay big.csv | head`), point stdout at /dev/null so exit is quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _progress_wanted(file, live: bool, quiet: bool) -> bool:
+    from monitor.progress import wants_progress
+    return wants_progress(path=file, live=live, quiet=quiet, stderr=sys.stderr)
+
+
+def _with_progress(file, format_in, source, mon):
+    """The source wrapped in a progress bar on stderr (see monitor.progress)."""
+    from monitor.progress import estimate_records, with_progress
+    from streams.formats import detect
+
+    found = detect(file)
+    total = estimate_records(file, format_in or found.format, found.gzip)
+    return with_progress(source, mon, total=total, stream=sys.stderr)

@@ -16,9 +16,10 @@ __all__ = ["replay", "RejectReport", "format_summary"]
 class RejectReport:
     """Counts rejected lines and prints the first few (line number and reason) to a stream."""
 
-    def __init__(self, stream: TextIO | None = None, *, show: int = 5) -> None:
+    def __init__(self, stream: TextIO | None = None, *, show: int = 5, unit: str = "line") -> None:
         self.stream = stream
         self.show = show
+        self.unit = unit  # what Reject.line counts: "line" for text, "record" for JSON/XML exports
         self.count = 0
 
     def __repr__(self) -> str:
@@ -28,11 +29,11 @@ class RejectReport:
         for r in rejects:
             self.count += 1
             if self.stream is not None and self.count <= self.show:
-                self.stream.write(f"monitor: line {r.line} rejected: {r.reason}\n")
+                self.stream.write(f"monitor: {self.unit} {r.line} rejected: {r.reason}\n")
 
     def close(self) -> None:
         if self.stream is not None and self.count > self.show:
-            self.stream.write(f"monitor: {self.count - self.show} more lines rejected ({self.count} in all)\n")
+            self.stream.write(f"monitor: {self.count - self.show} more {self.unit}s rejected ({self.count} in all)\n")
 
 
 def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = False,

@@ -22,8 +22,13 @@ class SourceChoice:
 
 def open_source(path: str | None, *, stream: str | None = None, n: int | None = None, seed: int = 0,
                 column: str | None = None, time_column: str | None = None,
-                label_column: str | None = None, on_note: Callable[[str], None] | None = None) -> SourceChoice:
-    """A file path, "-" for standard input, or a named stream (sample, circles, synthetic)."""
+                label_column: str | None = None, on_note: Callable[[str], None] | None = None,
+                format_in: str | None = None) -> SourceChoice:
+    """A file path, "-" for standard input, or a named stream (sample, circles, synthetic).
+
+    A file's format (CSV, Fitbit JSON, Apple Health XML, any of them gzipped) is detected from its
+    first bytes unless ``format_in`` names it; standard input is CSV lines.
+    """
     cols = dict(column=column, time_column=time_column, label_column=label_column, on_note=on_note)
     if stream == "circles":
         from streams.circles import Circles
@@ -35,7 +40,10 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
         from streams.sample import Sample
         return SourceChoice(Sample(**cols), False, "sample")
     if path == "-":
+        if format_in not in (None, "csv"):
+            from streams import SourceError
+            raise SourceError(f"standard input is read as CSV lines; --format-in {format_in} needs a FILE")
         from streams.live import LiveLines
         return SourceChoice(LiveLines(stream=sys.stdin.buffer, **cols), True, "-")
-    from streams.replay import CsvReplay
-    return SourceChoice(CsvReplay(path, **cols), False, str(path))
+    from streams.formats import open_file
+    return SourceChoice(open_file(path, format_in=format_in, **cols), False, str(path))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from streams.batch import SourceError
+from streams.compression import iter_blocks
 from streams.linesource import LineSource
 
 __all__ = ["CsvReplay"]
@@ -28,7 +28,7 @@ class CsvReplay(LineSource):
     Parameters
     ----------
     path
-        The file. Comma-separated, UTF-8, with or without a header line.
+        The file. Comma-separated, UTF-8, with or without a header line; may be gzip-compressed.
     column, time_column, label_column, key_column
         Which column holds the reading, the time, a 0/1 label, a key (see LineParser).
     block_bytes
@@ -67,12 +67,4 @@ class CsvReplay(LineSource):
     def _chunks(self) -> Iterator[bytes]:
         if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
             raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
-        try:
-            f = open(self.path, "rb")
-        except FileNotFoundError:
-            raise SourceError(f"no such file: {self._name()}") from None
-        except OSError as e:
-            raise SourceError(f"cannot read {self._name()}: {e.strerror}") from None
-        with f:
-            while chunk := f.read(self.block_bytes):
-                yield chunk
+        yield from iter_blocks(self.path, self.block_bytes)  # gzip is decompressed on the fly
