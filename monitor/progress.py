@@ -8,6 +8,7 @@ when the loop asks for the next batch, the previous one has been scored and lear
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Iterable, Iterator, TextIO
 
 from streams import Batch
@@ -42,7 +43,8 @@ def estimate_records(path: str, fmt: str, gzip: bool) -> int | None:
     return count
 
 
-def with_progress(source: Iterable[Batch], monitor, *, total: int | None, stream: TextIO) -> Iterator[Batch]:
+def with_progress(source: Iterable[Batch], monitor, *, total: int | None, stream: TextIO,
+                  step: int = 2048) -> Iterator[Batch]:
     """Yield the source's batches, advancing a tqdm bar once each has been processed."""
     from tqdm import tqdm
 
@@ -50,10 +52,25 @@ def with_progress(source: Iterable[Batch], monitor, *, total: int | None, stream
                smoothing=0.1, mininterval=0.2)
     try:
         for batch in source:
-            yield batch  # the loop scores and learns it before asking for the next one
-            bar.update(len(batch) + len(batch.rejected) + batch.header_lines)
-            m = monitor.metrics
-            if getattr(m, "readings_", 0):
-                bar.set_postfix_str(f"accuracy {(m.tp_ + m.tn_) / m.readings_:.4f}", refresh=False)
+            for piece in _pieces(batch, step):
+                yield piece  # the loop scores and learns it before asking for the next one
+                m = monitor.metrics
+                if getattr(m, "readings_", 0):
+                    bar.set_postfix_str(f"accuracy {(m.tp_ + m.tn_) / m.readings_:.4f}", refresh=False)
+                bar.update(len(piece) + len(piece.rejected) + piece.header_lines)
     finally:
         bar.close()
+
+
+def _pieces(batch: Batch, step: int) -> Iterator[Batch]:
+    """A file's large batch in pieces of ``step`` readings, so the bar moves while it is learned.
+
+    The monitor's output does not depend on how its input is sliced; the first piece carries the
+    batch's rejects and header count.
+    """
+    if len(batch) <= step:
+        yield batch
+        return
+    for start in range(0, len(batch), step):
+        piece = batch.slice(start, start + step)
+        yield replace(piece, rejected=batch.rejected, header_lines=batch.header_lines) if start == 0 else piece
