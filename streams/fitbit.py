@@ -94,7 +94,7 @@ class FitbitJson:
     live = False
     record_unit = "record"  # Reject.line and Batch.line count records, not lines
 
-    def __init__(self, path: str | os.PathLike, *, block_bytes: int = 1 << 22,
+    def __init__(self, path: str | os.PathLike, *, block_bytes: int = 1 << 20,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.block_bytes = block_bytes
