@@ -340,6 +340,17 @@ class OnlineLearner:
             for b, old in zip(self.net.buffers(), saved):
                 b.copy_(old)
 
+    def __getstate__(self) -> dict:
+        """Pickle through `state_dict`: the weights are views into the optimiser's flat vector,
+        which a plain pickle of the attributes would tear apart. Tensors travel as numpy arrays,
+        so equal learners pickle to equal bytes (river's checks compare them)."""
+        return {"state": _map_tensors(self.state_dict(), lambda t: ("tensor", t.numpy()))}
+
+    def __setstate__(self, d: dict) -> None:
+        state = _unmap_tensors(d["state"])
+        self.__init__(LearnerConfig(**state["config"]), seed=state["seed"])
+        self.load_state_dict(state)
+
     def state_dict(self) -> dict:
         """Everything a restart needs, as tensors and plain values (``torch.load(weights_only=True)``-safe).
 
@@ -384,3 +395,23 @@ class OnlineLearner:
         self._refresh_stats()
         self.net.eval()
         self._scorer = NumpyScorer(self.net)
+
+
+def _map_tensors(obj, fn):
+    if isinstance(obj, torch.Tensor):
+        return fn(obj.detach())
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_tensors(v, fn) for v in obj]
+    return obj
+
+
+def _unmap_tensors(obj):
+    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "tensor":
+        return torch.from_numpy(np.array(obj[1]))
+    if isinstance(obj, dict):
+        return {k: _unmap_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unmap_tensors(v) for v in obj]
+    return obj

@@ -8,6 +8,9 @@ import sys
 
 import click
 
+from monitor import __version__
+
+FORMATS_IN = ("csv", "fitbit", "apple-health")  # streams.formats.FORMATS, without importing it
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -21,8 +24,19 @@ class MonitorError(click.ClickException):
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="monitor", message="%(prog)s %(version)s")
 def main() -> None:
-    """Flag abnormal heart-rate readings with a network that learns from the stream as it runs."""
+    """Flag abnormal heart-rate readings with a network that learns from the stream as it runs.
+
+    \b
+    Examples:
+      monitor replay --stream sample                 the shipped MIT heart-rate series
+      monitor replay hr.csv --out flags.jsonl        a CSV, a Fitbit JSON or an Apple Health export
+      monitor info export.xml.gz                     what would be read, without running the model
+      tail -f hr.log | monitor replay -              a live feed, each flag as it happens
+
+    Shell completion (bash): eval "$(_MONITOR_COMPLETE=bash_source monitor)"
+    """
 
 
 def _model_options(f):
@@ -98,6 +112,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 @click.option("--column", help="Column holding the heart rate (default: picked by name, or the only numeric one).")
 @click.option("--time-column", help="Column holding the time (seconds or ISO 8601).")
 @click.option("--label-column", help="Column with the data's own 0/1 labels, used instead of --threshold.")
+@click.option("--format-in", type=click.Choice(FORMATS_IN),
+              help="Input format of FILE [default: detected from its first bytes; gzip always detected].")
 @_model_options
 @_key_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]),
@@ -124,16 +140,22 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="With --state: write a checkpoint every this many readings.")
 @click.option("--learn/--no-learn", default=True, show_default=True,
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
-def replay(file, stream, n, column, time_column, label_column, threshold, seed, hidden, lr, batch_size,
+def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
            max_bpm, no_range_check, state, checkpoint_every, learn) -> None:
-    """Replay FILE (a CSV, or - for standard input) through the monitor, one record per reading.
+    """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
+
+    One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
+    terminal (not with --quiet).
 
     \b
     Examples:
       monitor replay --stream sample            the shipped MIT heart-rate series
       monitor replay hr.csv --out flags.jsonl   a file, records to a file
+      monitor replay heart_rate-2024-04-01.json a Fitbit export (detected)
+      monitor replay export.xml.gz              an Apple Health export, gzipped
+      monitor replay data.txt --format-in csv   no detection
       tail -f hr.log | monitor replay -         a live feed, each flag as it happens
       monitor replay --stream circles           the sanity check: must learn circles
       monitor replay --stream ward --alerts-only   alerts on a simulated ward of 50 patients
@@ -155,7 +177,7 @@ def replay(file, stream, n, column, time_column, label_column, threshold, seed, 
                 alerts_path=alerts_path, alerts_only=alerts_only)
     from monitor.commands import run_replay
     code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
-                      label_column=label_column, threshold=threshold, seed=seed, config=config,
+                      label_column=label_column, format_in=format_in, threshold=threshold, seed=seed, config=config,
                       fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
                       error=MonitorError, rejects_path=rejects_path, strict=strict,
                       valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
@@ -200,6 +222,39 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
     from monitor.ablate import run_ablate
     sys.exit(run_ablate(file=file, column=column, passes=passes, seed=seed, threshold=threshold, loss=loss,
                         plain=plain, fmt=fmt, plot=plot, quiet=quiet, error=MonitorError))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format-in", type=click.Choice(FORMATS_IN),
+              help="Input format of FILE [default: detected from its first bytes].")
+@click.option("--column", help="Column holding the heart rate (CSV).")
+@click.option("--time-column", help="Column holding the time (CSV).")
+@click.option("--label-column", help="Column with the data's own 0/1 labels (CSV).")
+@click.option("--threshold", type=float, default=91.0, show_default=True,
+              help="Report the share of readings strictly above this many bpm.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the report.")
+def info(file, format_in, column, time_column, label_column, threshold, as_json) -> None:
+    """Say what the monitor would read from FILE, without running the model.
+
+    Format, columns chosen, readings and rejected records, time span, mean, spread, and the share
+    of readings above the threshold.
+
+    \b
+    Examples:
+      monitor info hr.csv
+      monitor info heart_rate-2024-04-01.json --json
+      monitor info export.xml.gz --threshold 100
+    """
+    from monitor.info import describe, format_info
+    from streams import SourceError
+
+    try:
+        d = describe(file, format_in=format_in, column=column, time_column=time_column,
+                     label_column=label_column, threshold=threshold)
+    except SourceError as e:
+        raise MonitorError(str(e))
+    click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

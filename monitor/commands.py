@@ -22,7 +22,7 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
-               plot=None) -> int:
+               plot=None, format_in=None) -> int:
     """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
     143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint)."""
     from monitor.alerts import AlertSink, Span
@@ -65,13 +65,17 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                              label_column=label_column, key_column=key_column, on_note=note,
                              patients=patients, valid_range=valid_range,
                              max_lines=checkpoint_every if state else None,
-                             resume=position if file != "-" else None)
+                             resume=position if file != "-" else None, format_in=format_in)
     except SourceError as e:
         raise error(str(e))
     late_from = (n or 10_000) // 2 if stream == "circles" else None
     mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, learn=learn,
                        model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear,
                        trace=bool(plot))
+    source = choice.source
+    if stream is None and not state and _progress_wanted(file, choice.live, quiet):
+        # (not with --state: the bar feeds a batch in pieces, and a checkpoint needs whole batches)
+        source = _with_progress(file, format_in, source, mon.inner)
     if saved is not None:
         try:
             mon.load_state_dict(saved["monitor"], model_only=not learn)
@@ -93,7 +97,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         only = alerts_only and not out  # --alerts-only: stdout gets alert records, not readings
         sink = AlertSink(None if only else sink, alerts=alerts_file, echo=sys.stdout if alerts_only else None)
         report = RejectReport(None if quiet else sys.stderr, file=rej_file,
-                              count=resume["counts"]["rejected"] if resume else 0)
+                              count=resume["counts"]["rejected"] if resume else 0,
+                              unit=getattr(choice.source, "record_unit", "line"))
 
         def save(pos, counts) -> None:
             sink.flush()
@@ -107,7 +112,7 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         try:
             with Interrupts() as interrupts:
                 pacer = Pacer(speed=speed, sleep=interrupts.sleep)
-                summary = replay(choice.source, mon, sink, live=choice.live, pacer=pacer,
+                summary = replay(source, mon, sink, live=choice.live, pacer=pacer,
                                  rejects=report, strict=strict, interrupts=interrupts, start=start,
                                  save=save if (ck is not None and learn) else None,
                                  checkpoint_every=checkpoint_every)
@@ -190,3 +195,18 @@ def _silence_stdout() -> None:
     """After a closed pipe (`monitor replay big.csv | head`), point stdout at /dev/null so exit is quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _progress_wanted(file, live: bool, quiet: bool) -> bool:
+    from monitor.progress import wants_progress
+    return wants_progress(path=file, live=live, quiet=quiet, stderr=sys.stderr)
+
+
+def _with_progress(file, format_in, source, mon):
+    """The source wrapped in a progress bar on stderr (see monitor.progress)."""
+    from monitor.progress import estimate_records, with_progress
+    from streams.formats import detect
+
+    found = detect(file)
+    total = estimate_records(file, format_in or found.format, found.gzip)
+    return with_progress(source, mon, total=total, stream=sys.stderr)

@@ -36,12 +36,13 @@ class RejectReport:
     """
 
     def __init__(self, stream: TextIO | None = None, *, show: int = 5, file: TextIO | None = None,
-                 count: int = 0) -> None:
+                 count: int = 0, unit: str = "line") -> None:
         self.stream = stream
         self.show = show
         self.file = file  # --rejects: one {"line", "raw", "reason"} object per rejected line
         self.count = count  # counted before (a resumed run goes on counting)
         self._shown = 0
+        self.unit = unit  # what Reject.line counts: "line" for text, "record" for JSON/XML exports
 
     def __repr__(self) -> str:
         return f"RejectReport(count={self.count})"
@@ -54,7 +55,7 @@ class RejectReport:
                                                ensure_ascii=False) + "\n" for r in rejects))
         if self.stream is not None:
             for r in rejects[:max(0, self.show - self._shown)]:
-                self.stream.write(f"monitor: line {r.line} rejected: {r.reason}\n")
+                self.stream.write(f"monitor: {self.unit} {r.line} rejected: {r.reason}\n")
         self._shown += len(rejects)
 
     def flush(self) -> None:
@@ -64,7 +65,7 @@ class RejectReport:
     def close(self) -> None:
         self.flush()
         if self.stream is not None and self._shown > self.show:
-            self.stream.write(f"monitor: {self._shown - self.show} more lines rejected ({self.count} in all)\n")
+            self.stream.write(f"monitor: {self._shown - self.show} more {self.unit}s rejected ({self.count} in all)\n")
 
 
 def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = False,

@@ -27,9 +27,11 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
                 label_column: str | None = None, key_column: str | None = None,
                 on_note: Callable[[str], None] | None = None, patients: int | None = None,
                 valid_range: tuple[float, float] | None = None, max_lines: int | None = None,
-                resume: dict | None = None) -> SourceChoice:
+                resume: dict | None = None, format_in: str | None = None) -> SourceChoice:
     """A file path, "-" for standard input, or a named stream (sample, circles, synthetic, ward).
 
+    A file's format (CSV, Fitbit JSON, Apple Health XML, any of them gzipped) is detected from its
+    first bytes unless ``format_in`` names it; standard input is CSV lines.
     For the ward, ``patients`` is the number of patients and ``n`` the length in minutes.
     ``valid_range`` applies to line sources (files, standard input, the sample), whose readings
     are heart rates; ``max_lines`` caps the lines of a file's batches (checkpoint granularity);
@@ -53,10 +55,13 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
         from streams.sample import Sample
         return SourceChoice(Sample(**cols, **file_opts), False, "sample")
     if path == "-":
+        if format_in not in (None, "csv"):
+            from streams import SourceError
+            raise SourceError(f"standard input is read as CSV lines; --format-in {format_in} needs a FILE")
         from streams.live import LiveLines
         return SourceChoice(LiveLines(stream=sys.stdin.buffer, **cols), True, "-")
-    from streams.replay import CsvReplay
-    return SourceChoice(CsvReplay(path, **cols, **file_opts), False, str(path))
+    from streams.formats import open_file
+    return SourceChoice(open_file(path, format_in=format_in, **cols, **file_opts), False, str(path))
 
 
 def _generated(source: Iterable[Batch], resume: dict | None) -> Iterator[Batch]:

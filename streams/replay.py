@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from streams.batch import Batch, SourceError
+from streams.batch import Batch
+from streams.compression import iter_blocks
 from streams.linesource import LineSource, read_batches
 
 __all__ = ["CsvReplay"]
@@ -28,7 +29,7 @@ class CsvReplay(LineSource):
     Parameters
     ----------
     path
-        The file. Comma-separated, UTF-8, with or without a header line.
+        The file. Comma-separated, UTF-8, with or without a header line; may be gzip-compressed.
     column, time_column, label_column, key_column
         Which column holds the reading, the time, a 0/1 label, a key (see LineParser).
     block_bytes
@@ -91,22 +92,8 @@ class CsvReplay(LineSource):
     def _chunks(self) -> Iterator[bytes]:
         if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
             raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
-        try:
-            f = open(self.path, "rb")
-        except FileNotFoundError:
-            raise SourceError(f"no such file: {self._name()}") from None
-        except OSError as e:
-            raise SourceError(f"cannot read {self._name()}: {e.strerror}") from None
-        with f:
-            if self.resume is not None:
-                offset = int(self.resume["offset"])
-                size = os.fstat(f.fileno()).st_size
-                if size < offset:
-                    raise SourceError(f"cannot resume {self._name()} at byte {offset}: the file has only "
-                                      f"{size} bytes (replaced or truncated since the checkpoint?)")
-                f.seek(offset)
-            while chunk := f.read(self.block_bytes):
-                yield chunk
+        offset = int(self.resume["offset"]) if self.resume is not None else 0
+        yield from iter_blocks(self.path, self.block_bytes, offset=offset)  # gzip is decompressed on the fly
 
     def __iter__(self) -> Iterator[Batch]:
         parser = self._parser()

@@ -1,0 +1,284 @@
+"""The monitor's online learner as a river classifier: dict features in, {False, True} out.
+
+``OnlineMLPClassifier`` is a thin adapter over :class:`models.learner.OnlineLearner` (the same
+network, normaliser, buffer and Adam trainer the monitor runs); it only maps river's dicts and
+DataFrames to rows of a fixed width and river's labels to 0.0/1.0.
+
+>>> from river import datasets, evaluate, metrics, preprocessing
+>>> model = preprocessing.StandardScaler() | OnlineMLPClassifier(seed=0)
+>>> evaluate.progressive_val_score(datasets.Phishing().take(300), model, metrics.Accuracy())
+Accuracy: 8...%
+
+Features, emerging and disappearing
+-----------------------------------
+The network has a fixed number of inputs, ``n_slots_``. Each feature name gets a slot the first
+time it is *learned* from, in order of appearance (names new in the same reading in sorted order,
+so the order of a dict's keys never matters), until the slots are full; a feature that
+arrives after that is ignored (and counted in ``n_ignored_``). With ``max_features=None`` (the
+default) there are as many slots as features (dict keys) in the first reading learned from, or
+columns in the first DataFrame given to ``learn_many``, so the schema is frozen by it; set
+``max_features`` to leave room for features that emerge later. Rebuilding the network when a
+feature emerges was rejected: it would reset or reshape the optimiser state and the replay buffer
+mid-stream, and make the model depend on when a feature first showed up.
+
+A feature missing from a reading (absent from the dict, None or NaN) is filled with the running
+mean of the values learned so far for that feature (0.0 before any), so after normalisation it
+sits at the centre and moves the score as little as possible. Prediction never assigns slots or
+changes any state.
+
+Labels
+------
+A label is True/False (bool or numpy bool) or 1/0. ``True`` and ``1`` are always the positive
+class: the network's one logit is P(True). Nothing depends on the order in which labels are first
+seen, so the mapping cannot come out inverted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import typing
+
+import numpy as np
+from river import base
+
+from models.learner import LearnerConfig, OnlineLearner
+
+if typing.TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["OnlineMLPClassifier"]
+
+
+def _label(y) -> float:
+    """One river label as 0.0/1.0; bool and 0/1 only."""
+    if isinstance(y, (bool, np.bool_)):
+        return float(y)
+    if isinstance(y, numbers.Number) and not isinstance(y, complex) and y in (0, 1):
+        return float(y)
+    raise ValueError(f"OnlineMLPClassifier is a binary classifier: labels must be True/False or 1/0, "
+                     f"got {y!r}")
+
+
+def _labels(y) -> np.ndarray:
+    """A Series or sequence of labels as a float64 array of 0.0/1.0."""
+    a = np.asarray(y)
+    if a.dtype == bool:
+        return a.astype(np.float64)
+    if a.dtype.kind in "iuf" and np.isin(a, (0, 1)).all():
+        return a.astype(np.float64)
+    return np.fromiter(map(_label, a.tolist()), np.float64, len(a))
+
+
+class OnlineMLPClassifier(base.MiniBatchClassifier):
+    """Binary classifier: running normaliser, BatchNorm MLP and Adam, trained in mini-batches.
+
+    ``learn_one`` hands the reading to the learner's buffer; the weights change only when the
+    buffer holds a mini-batch (4 readings at first, growing to ``batch_size``), and each step also
+    replays recent readings. ``learn_many`` does the same for a DataFrame and gives the same model
+    as calling ``learn_one`` on each row.
+
+    Parameters
+    ----------
+    hidden
+        Hidden layer width.
+    lr
+        Adam learning rate.
+    batch_size
+        Largest mini-batch of new readings per training step.
+    min_batch
+        Size of the first mini-batches (at least 2: BatchNorm trains on two readings or more).
+    normalise
+        Running mean/std normalisation of the inputs.
+    batchnorm
+        BatchNorm1d as the network's first layer.
+    prior
+        P(True) said before anything is learned, and the output bias the network starts from.
+    max_features
+        Number of input slots; None: the number of features of the first reading learned from
+        (the number of columns of the first ``learn_many`` batch).
+    seed
+        Seed for the weights and the replay draws; equal seeds give identical models.
+
+    Attributes
+    ----------
+    learner_ : OnlineLearner
+        The trainer, built on the first reading learned from.
+    slots_ : dict
+        Feature name -> input column.
+    n_ignored_ : int
+        Feature values ignored because every slot was taken when their feature first appeared.
+
+    Examples
+    --------
+    >>> model = OnlineMLPClassifier(seed=0)
+    >>> model.predict_proba_one({"hr": 80.0})  # before any learning: the prior
+    {False: 0.5, True: 0.5}
+    >>> for i in range(40):
+    ...     hr = 70.0 + i
+    ...     model.learn_one({"hr": hr}, hr > 91)
+    >>> model.predict_one({"hr": 75.0}), model.predict_one({"hr": 105.0})
+    (False, True)
+    >>> model
+    OnlineMLPClassifier(batch_size=256, batchnorm=True, hidden=16, lr=0.05, max_features=None, min_batch=4, normalise=True, prior=0.5, seed=0)
+    """
+
+    def __init__(self, *, hidden: int = 16, lr: float = 0.05, batch_size: int = 256, min_batch: int = 4,
+                 normalise: bool = True, batchnorm: bool = True, prior: float = 0.5,
+                 max_features: int | None = None, seed: int = 0) -> None:
+        self.hidden = hidden
+        self.lr = lr
+        self.batch_size = batch_size
+        self.min_batch = min_batch
+        self.normalise = normalise
+        self.batchnorm = batchnorm
+        self.prior = prior
+        self.max_features = max_features
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(self._get_params().items()))
+        return f"{type(self).__name__}({params})"
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"max_features": 12, "hidden": 8}
+
+    def _unit_test_skips(self) -> set[str]:
+        return set()
+
+    @property
+    def n_slots_(self) -> int:
+        return self.learner_.config.n_features if hasattr(self, "learner_") else 0
+
+    # -- features to rows ---------------------------------------------------------------------
+    def _build(self, n_features: int) -> None:
+        """Create the learner on the first reading (or batch) learned from."""
+        d = self.max_features if self.max_features is not None else n_features
+        if d < 1:
+            raise ValueError(f"max_features must be at least 1, got {self.max_features}")
+        config = LearnerConfig(n_features=d, hidden=self.hidden, lr=self.lr, batch_size=self.batch_size,
+                               min_batch=self.min_batch, normalise=self.normalise,
+                               batchnorm=self.batchnorm, prior=self.prior)
+        self.learner_ = OnlineLearner(config, seed=self.seed)
+        self.slots_: dict = {}
+        self.n_ignored_ = 0
+        self._sum = np.zeros(d)  # (d,) sum of the values learned for each slot
+        self._count = np.zeros(d)  # (d,) how many values were learned for each slot
+
+    def _claim(self, names) -> None:
+        """Give slots to names not seen before, in sorted order, while any are free.
+
+        Sorted (by repr), so the layout never depends on the order of a dict's keys.
+        """
+        for name in sorted(names, key=repr):
+            if name not in self.slots_ and len(self.slots_) < self.n_slots_:
+                self.slots_[name] = len(self.slots_)
+
+    def _rows(self, X: "pd.DataFrame") -> tuple[np.ndarray, np.ndarray]:
+        """(n, d) raw values and (n, d) mask of the values present, in slot order."""
+        n, d = len(X), self.n_slots_
+        vals = np.zeros((n, d))
+        present = np.zeros((n, d), dtype=bool)
+        for name, j in self.slots_.items():
+            if name in X.columns:
+                col = np.asarray(X[name], dtype=np.float64)
+                ok = np.isfinite(col)
+                vals[ok, j] = col[ok]
+                present[:, j] = ok
+        return vals, present
+
+    def _fill(self, vals: np.ndarray, present: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Missing values replaced by the running mean per row (sums/counts before that row, (n, d))."""
+        mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        return np.where(present, vals, mean)
+
+    def _row(self, x: dict) -> tuple[np.ndarray, np.ndarray]:
+        """One dict as (1, d) raw values and (1, d) mask of the values present."""
+        vals = np.zeros((1, self.n_slots_))
+        present = np.zeros((1, self.n_slots_), dtype=bool)
+        for name, v in x.items():
+            j = self.slots_.get(name)
+            if j is not None and v is not None:
+                v = float(v)
+                if math.isfinite(v):
+                    vals[0, j], present[0, j] = v, True
+        return vals, present
+
+    # -- predicting ---------------------------------------------------------------------------
+    def predict_proba_many(self, X: "pd.DataFrame") -> "pd.DataFrame":
+        """P(False) and P(True) for each row of X (columns ``[False, True]``, X's index)."""
+        import pandas as pd
+
+        p = self._proba(X)
+        return pd.DataFrame({False: 1.0 - p, True: p}, index=X.index)
+
+    def _proba(self, X: "pd.DataFrame") -> np.ndarray:
+        if not hasattr(self, "learner_"):
+            return np.full(len(X), float(self.prior))
+        vals, present = self._rows(X)
+        rows = self._fill(vals, present, self._sum[None, :], self._count[None, :])
+        return self.learner_.predict_proba_many(rows)
+
+    def predict_proba_one(self, x: dict, **kwargs) -> dict:
+        """{False: 1 - p, True: p}; never changes the model, works before any learning."""
+        if not hasattr(self, "learner_"):
+            return {False: 1.0 - float(self.prior), True: float(self.prior)}
+        vals, present = self._row(x)
+        p = float(self.learner_.predict_proba_many(self._fill(vals, present, self._sum, self._count))[0])
+        return {False: 1.0 - p, True: p}
+
+    def predict_many(self, X: "pd.DataFrame") -> "pd.Series":
+        import pandas as pd
+        return pd.Series(self._proba(X) > 0.5, index=X.index)
+
+    # -- learning -----------------------------------------------------------------------------
+    def learn_one(self, x: dict, y, **kwargs) -> None:
+        """Add one reading to the learner's buffer (a training step runs when it holds a mini-batch)."""
+        label = _label(y)
+        if not hasattr(self, "learner_"):
+            if not x and self.max_features is None:
+                return  # nothing to size the network by; the reading teaches nothing
+            self._build(len(x))
+        self._claim(k for k, v in x.items() if v is not None and v == v)
+        self.n_ignored_ += sum(1 for k, v in x.items() if k not in self.slots_ and v is not None and v == v)
+        vals, present = self._row(x)
+        self.learner_.learn_many(self._fill(vals, present, self._sum, self._count), np.array([label]))
+        self._sum = self._sum + vals[0]
+        self._count = self._count + present[0]
+
+    def learn_many(self, X: "pd.DataFrame", y: "pd.Series") -> None:
+        """Learn the rows of X in order, exactly as ``learn_one`` on each row would."""
+        labels = _labels(y)
+        if len(labels) != len(X):
+            raise ValueError(f"learn_many: X has {len(X)} rows but y has {len(labels)} labels")
+        if not len(X):
+            return
+        if not hasattr(self, "learner_"):
+            if not len(X.columns) and self.max_features is None:
+                return  # nothing to size the network by
+            self._build(len(X.columns))
+        self._learn(X, labels)
+
+    def _learn(self, X: "pd.DataFrame", labels: np.ndarray) -> None:
+        # New features claim free slots in order of first appearance (row, then column), as a
+        # learn_one loop would; a row before a feature's first value sees that slot as unseen.
+        notna = X.notna().to_numpy()  # (n, k)
+        has = notna.any(axis=0)
+        first = np.where(has, notna.argmax(axis=0), len(X))
+        order = sorted(np.flatnonzero(has).tolist(), key=lambda i: (first[i], repr(X.columns[i])))
+        for _, group in itertools.groupby(order, key=lambda i: first[i]):  # row by row, as learn_one
+            self._claim([X.columns[i] for i in group])
+        self.n_ignored_ += int(sum(notna[:, i].sum() for i in order if X.columns[i] not in self.slots_))
+        vals, present = self._rows(X)
+        # Running mean before each row: the sums and counts of the rows above it.
+        csum = np.cumsum(np.where(present, vals, 0.0), axis=0)  # (n, d)
+        ccount = np.cumsum(present, axis=0, dtype=np.float64)  # (n, d)
+        sums = self._sum + csum - np.where(present, vals, 0.0)
+        counts = self._count + ccount - present
+        rows = self._fill(vals, present, sums, counts)
+        self.learner_.learn_many(rows, labels)
+        self._sum = self._sum + csum[-1]
+        self._count = self._count + ccount[-1]

@@ -1,0 +1,165 @@
+"""Apple Health ``export.xml``: the ``HKQuantityTypeIdentifierHeartRate`` records, streamed.
+
+An export holds every kind of record (steps, energy, sleep...) and is often gigabytes. It is read
+with ``xml.etree.ElementTree.iterparse``: each top-level element is looked at when it ends and
+then cleared from the tree, so memory holds one element and one block of readings, never the
+document. A heart-rate record looks like::
+
+    <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Apple Watch" unit="count/min"
+            startDate="2024-04-01 08:00:05 +0100" endDate="2024-04-01 08:00:05 +0100" value="62"/>
+
+The reading is ``value`` (``unit`` must be count/min), the time is ``startDate`` in epoch seconds.
+Heart-rate records are numbered from 1 in file order (other records are skipped, not counted); a
+heart-rate record that is not a reading becomes a Reject with its number and the reason.
+
+>>> import pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp(), "export.xml")
+>>> _ = path.write_text('<?xml version="1.0" encoding="UTF-8"?><HealthData locale="en_GB">'
+...     '<Record type="HKQuantityTypeIdentifierStepCount" unit="count" startDate="2024-04-01 08:00:00 +0000" value="12"/>'
+...     '<Record type="HKQuantityTypeIdentifierHeartRate" unit="count/min" startDate="2024-04-01 08:00:05 +0000" value="62"/>'
+...     '<Record type="HKQuantityTypeIdentifierHeartRate" unit="count/min" startDate="2024-04-01 08:00:10 +0000" value="n/a"/>'
+...     '</HealthData>')
+>>> [(b.x.ravel().tolist(), b.time.tolist(), b.line.tolist(), b.rejected) for b in AppleHealthXml(path)]
+[([62.0], [1711958405.0], [1], (Reject(line=2, raw='startDate=2024-04-01 08:00:10 +0000 value=n/a unit=count/min', reason="not a number: 'n/a'"),))]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Iterator
+
+import numpy as np
+
+from streams.batch import Batch, Reject, SourceError
+from streams.compression import open_bytes
+
+__all__ = ["AppleHealthXml", "HEART_RATE", "apple_seconds"]
+
+HEART_RATE = "HKQuantityTypeIdentifierHeartRate"
+_UNIT = "count/min"
+
+
+def apple_seconds(values) -> np.ndarray:
+    """(n,) epoch seconds of Apple's ``YYYY-MM-DD HH:MM:SS +ZZZZ`` dates (or ISO 8601); NaN if neither.
+
+    >>> apple_seconds(["1970-01-01 01:00:00 +0100", "1970-01-01T00:02:00Z", "", None]).tolist()
+    [0.0, 120.0, nan, nan]
+    """
+    import pandas as pd
+
+    v = pd.Series(np.asarray(values, dtype=object)).where(lambda s: s.map(type) == str)
+    stamps = pd.to_datetime(v, format="%Y-%m-%d %H:%M:%S %z", utc=True, errors="coerce")
+    missing = stamps.isna() & v.notna()
+    if missing.any():
+        stamps[missing] = pd.to_datetime(v[missing], format="ISO8601", utc=True, errors="coerce")
+    return np.asarray((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1), dtype=np.float64)
+
+
+def _float(v: str | None) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class AppleHealthXml:
+    """Heart-rate readings from an Apple Health export.xml. See the module docstring.
+
+    Parameters
+    ----------
+    path
+        The export.xml (may be gzip-compressed).
+    block
+        Heart-rate records per Batch.
+    on_note
+        Called once with a one-line note saying what is read.
+    """
+
+    live = False
+    record_unit = "record"  # Reject.line and Batch.line count records, not lines
+
+    def __init__(self, path: str | os.PathLike, *, block: int = 65536,
+                 on_note: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.block = block
+        self.on_note = on_note
+
+    def __repr__(self) -> str:
+        return f"AppleHealthXml({os.fspath(self.path)!r})"
+
+    def __iter__(self) -> Iterator[Batch]:
+        from xml.etree.ElementTree import ParseError, iterparse
+
+        name = os.fspath(self.path)
+        values: list = []
+        starts: list = []
+        units: list = []
+        n_hr = 0  # heart-rate records so far
+        depth = 0
+        root = None
+        f = open_bytes(self.path)
+        try:
+            with f:
+                for event, elem in iterparse(f, events=("start", "end")):
+                    if event == "start":
+                        if root is None:
+                            root = elem
+                        depth += 1
+                        continue
+                    depth -= 1
+                    if depth != 1:  # nested (metadata) or the root itself: handled with their parent
+                        continue
+                    if elem.tag == "Record" and elem.get("type") == HEART_RATE:
+                        if n_hr + len(values) == 0 and self.on_note is not None:
+                            self.on_note(f"reading {HEART_RATE} records: value ({_UNIT}), "
+                                         "time startDate (Apple Health XML)")
+                        values.append(elem.get("value"))
+                        starts.append(elem.get("startDate"))
+                        units.append(elem.get("unit"))
+                        if len(values) == self.block:
+                            yield self._batch(values, starts, units, n_hr + 1)
+                            n_hr += len(values)
+                            values, starts, units = [], [], []
+                    root.clear()  # drop the finished element (and its children) from the tree
+        except ParseError as e:
+            raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
+        except (OSError, EOFError) as e:
+            raise SourceError(f"{name}: cannot read ({e})") from None
+        if root is None:
+            raise SourceError(f"{name} is empty")
+        if root.tag != "HealthData" and n_hr + len(values) == 0:
+            raise SourceError(f"{name}: expected an Apple Health export (<HealthData>), got <{root.tag}>")
+        if values:
+            yield self._batch(values, starts, units, n_hr + 1)
+            n_hr += len(values)
+        if n_hr == 0:
+            raise SourceError(f"{name} holds no {HEART_RATE} records")
+
+    def _batch(self, values: list, starts: list, units: list, first: int) -> Batch:
+        x = np.fromiter(map(_float, values), np.float64, len(values))
+        t = apple_seconds(starts)
+        unit_ok = np.array([u == _UNIT for u in units], dtype=bool)
+        ok = np.isfinite(x) & np.isfinite(t) & unit_ok
+        rejects = []
+        for i in np.flatnonzero(~ok).tolist():
+            raw = f"startDate={starts[i]} value={values[i]} unit={units[i]}"
+            rejects.append(Reject(first + i, raw[:200], _why(values[i], starts[i], units[i], t[i])))
+        idx = np.flatnonzero(ok)
+        return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
+                     line=(first + idx).astype(np.int64), rejected=tuple(rejects))
+
+
+def _why(value, start, unit, t) -> str:
+    if value is None:
+        return "missing value"
+    x = _float(value)
+    if math.isnan(x) and value.strip().lower() != "nan":
+        return f"not a number: {value!r}"
+    if not math.isfinite(x):
+        return f"not finite: {value!r}"
+    if unit != _UNIT:
+        return f"unit {unit!r}, expected {_UNIT!r}"
+    if start is None:
+        return "missing startDate"
+    return f"not a time: {start!r}"
