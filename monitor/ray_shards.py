@@ -127,6 +127,7 @@ def serve(*, url: str, shards: int, monitor_kwargs: dict, options: dict, engine:
                     live.discard(i)
         per_shard = [w.finish() for w in workers]
         lost = 0
+        startup = 0.0
     else:
         ray = _start_ray(address, num_cpus)
         from ray.exceptions import RayActorError
@@ -135,6 +136,8 @@ def serve(*, url: str, shards: int, monitor_kwargs: dict, options: dict, engine:
         Actor = ray.remote(ShardWorker).options(max_restarts=-1, max_task_retries=0,
                                                 num_cpus=min(1.0, cpus / shards))
         actors = [Actor.remote(stream=s, **common) for s in streams]
+        ray.get([a.pid.remote() for a in actors])  # every actor up (torch imported, checkpoint loaded)
+        startup = time.perf_counter() - start
         calls = {actors[i].step.remote(step_batches): i for i in range(shards)}
         lost = 0
         while calls:
@@ -154,7 +157,7 @@ def serve(*, url: str, shards: int, monitor_kwargs: dict, options: dict, engine:
     elapsed = time.perf_counter() - start
     out = merge_summaries(per_shard)
     out.update({"engine": engine, "shards": shards, "streams": streams, "lost_calls": lost,
-                "elapsed_s": round(elapsed, 6),
+                "elapsed_s": round(elapsed, 6), "startup_s": round(startup, 6),
                 "readings_per_s": round(out["processed"] / elapsed, 1) if elapsed > 0 else None,
                 "per_shard": [{k: v for k, v in s.items() if k != "keys"} for s in per_shard]})
     return out
