@@ -18,7 +18,7 @@ from the environment variable MONITOR_REDIS_PASSWORD (never from a command line,
 RedisTarget(host='127.0.0.1', port=6390, stream='ward', db=0)
 >>> shard_streams("ward", 2), shard_streams("ward", 1)
 (['ward:0', 'ward:1'], ['ward'])
->>> shard_of(np.array(["P000", "P001", "P002", "P000"], dtype=object), 2).tolist()
+>>> shard_of(np.array(["P000", "P004", "P002", "P000"], dtype=object), 2).tolist()
 [1, 0, 1, 1]
 """
 
