@@ -267,10 +267,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-from monitor.cli_dist import publish, serve  # noqa: E402  (they use the option helpers above)
-
-main.add_command(publish)
-main.add_command(serve)
+import monitor.cli_dist  # noqa: E402,F401  registers publish and serve (they use the helpers above)
 
 
 if __name__ == "__main__":  # pragma: no cover

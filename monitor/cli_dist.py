@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config
+from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -132,3 +132,7 @@ def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, b
                        alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
                        summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
                        maxlen=maxlen, quiet=quiet, error=MonitorError))
+
+
+main.add_command(publish)
+main.add_command(serve)
