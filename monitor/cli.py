@@ -140,10 +140,12 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="With --state: write a checkpoint every this many readings.")
 @click.option("--learn/--no-learn", default=True, show_default=True,
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
+@click.option("--until-idle", is_flag=True,
+              help="redis:// input: stop once the stream is drained (else wait for more readings).")
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, state, checkpoint_every, learn) -> None:
+           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -160,7 +162,15 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay --stream circles           the sanity check: must learn circles
       monitor replay --stream ward --alerts-only   alerts on a simulated ward of 50 patients
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
+      monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
+    if file is not None and file.startswith("redis://"):
+        from monitor.cli_dist import replay_redis
+        replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                     alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
     if file is None and stream is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a FILE, - for standard input, or --stream sample|circles|synthetic")
@@ -257,5 +267,9 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
+import monitor.cli_dist  # noqa: E402,F401  registers publish and serve (they use the helpers above)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+

@@ -1,0 +1,138 @@
+"""`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
+
+Registered on the `monitor` group by monitor.cli; the work is in monitor.redis_io and monitor.ray_shards.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
+
+__all__ = ["publish", "serve", "replay_redis"]
+
+
+def replay_redis(url: str, **kwargs) -> None:
+    """`monitor replay redis://...`: one consumer on one stream (monitor.redis_io.run_redis_replay)."""
+    from monitor.commands import _configure_torch
+    from monitor.redis_io import run_redis_replay
+
+    _configure_torch()
+    sys.exit(run_redis_replay(url=url, error=MonitorError, **kwargs))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("args", nargs=-1, metavar="[FILE] URL")
+@click.option("--stream", type=click.Choice(["sample", "synthetic", "ward"]),
+              help="A built-in stream instead of FILE (then give only URL).")
+@click.option("--n", "n", type=click.IntRange(1), help="Length of a synthetic stream, or of a ward (minutes).")
+@click.option("--patients", type=click.IntRange(1), help="Patients of --stream ward [default: 50].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a generated stream.")
+@click.option("--column", help="Column holding the heart rate.")
+@click.option("--time-column", help="Column holding the time.")
+@click.option("--label-column", help="Column with the data's own 0/1 labels.")
+@click.option("--key", "--key-column", "key_column", help="Column holding the patient or device id.")
+@click.option("--format-in", type=click.Choice(FORMATS_IN), help="Input format of FILE.")
+@click.option("--shards", type=click.IntRange(1), default=1, show_default=True,
+              help="Input streams: STREAM for 1, else STREAM:0..N-1, by crc32 of the key.")
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Readings per second (0: as fast as possible).")
+@click.option("--maxlen", type=click.IntRange(1), help="Trim each input stream to about this many entries.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+def publish(args, stream, n, patients, seed, column, time_column, label_column, key_column, format_in,
+            shards, rate, maxlen, quiet) -> None:
+    """Write the readings of FILE (or --stream) into Redis Streams at URL, sharded by key.
+
+    Each reading becomes one entry with fields time, value, key (when there is one) and label (when
+    the data has one). The Redis password, if any, is read from MONITOR_REDIS_PASSWORD.
+
+    \b
+    Examples:
+      monitor publish hr.csv redis://127.0.0.1:6379/hr
+      monitor publish --stream ward redis://127.0.0.1:6379/ward --shards 2
+      monitor publish ward.csv redis://127.0.0.1:6379/ward --shards 4 --rate 1000
+    """
+    import json
+
+    from monitor.sources import open_source
+    from streams import SourceError
+    from streams.redis_stream import connect, parse_url, publish as publish_batches
+
+    if len(args) not in (1, 2) or (len(args) == 2) == (stream is not None):
+        raise click.UsageError("give FILE or --stream, and the redis://HOST:PORT/STREAM URL")
+    file, url = (args[0] if len(args) == 2 else None), args[-1]
+    try:
+        target = parse_url(url)
+        choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
+                             label_column=label_column, key_column=key_column, patients=patients,
+                             format_in=format_in, on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
+        client = connect(target)
+        result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen)
+    except SourceError as e:
+        raise MonitorError(str(e))
+    except Exception as e:
+        if type(e).__module__.startswith("redis"):
+            raise MonitorError(f"Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
+        raise
+    if not quiet:
+        click.echo(f"monitor: published {json.dumps(result)}", err=True)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("url")
+@click.option("--engine", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
+              help="ray: one Ray actor per shard; local: every shard in this process, in turn.")
+@click.option("--shards", type=click.IntRange(1), default=1, show_default=True,
+              help="Input streams STREAM:0..N-1 (STREAM for 1), as written by monitor publish --shards N.")
+@click.option("--address", help="Ray cluster to join (ray://... or HOST:PORT); default: start a local Ray.")
+@click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True,
+              help="CPUs of a local Ray (without --address).")
+@_model_options
+@click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]), default="shared",
+              show_default=True, help="As for replay; a shared network is shared by the keys of one shard.")
+@click.option("--max-keys", type=click.IntRange(1), help="Keys kept per shard.")
+@click.option("--alert-after", default="1m", show_default=True, help="As for replay.")
+@click.option("--alert-clear", default="2m", show_default=True, help="As for replay.")
+@click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, writable=True),
+              help="At the end, copy the alert streams to this JSON Lines file (sorted by time).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="At the end, copy the record streams to this JSON Lines file (shard by shard).")
+@click.option("--summary-json", type=click.Path(dir_okay=False, writable=True),
+              help="Write the summary (totals and one entry per shard) as JSON.")
+@click.option("--until-idle", is_flag=True, help="Stop once every input stream is drained.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=5_000, show_default=True,
+              help="Readings between a shard's checkpoints (kept in Redis, key STREAM:i:state).")
+@click.option("--maxlen", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Trim the output streams to about this many entries.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise, batchnorm,
+          loss, key_model, max_keys, alert_after, alert_clear, alerts_path, out, summary_json, until_idle,
+          checkpoint_every, maxlen, quiet) -> None:
+    """Run the monitor on the shard streams at URL: one consumer per shard, records and alerts to
+    the output streams STREAM:i:records and STREAM:i:alerts.
+
+    A shard's consumer acknowledges its input only once the records and the checkpoint covering it
+    are written; a consumer that dies is restarted (by Ray) from its checkpoint and takes over its
+    pending entries; records written twice are refused by id. Ray's head, when started here, is
+    local, with 2 CPUs, no dashboard and no usage statistics.
+
+    \b
+    Examples:
+      monitor serve redis://127.0.0.1:6379/ward --shards 2 --until-idle --alerts alerts.jsonl
+      monitor serve redis://10.0.0.5:6379/ward --shards 8 --address 10.0.0.5:6379
+    """
+    from monitor.ray_shards import run_serve
+
+    config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
+    sys.exit(run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
+                       threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                       alert_after=_span(alert_after, "--alert-after"),
+                       alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
+                       summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
+                       maxlen=maxlen, quiet=quiet, error=MonitorError))
+
+
+main.add_command(publish)
+main.add_command(serve)
