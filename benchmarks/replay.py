@@ -11,7 +11,7 @@ written to a CSV "t,hr" of N readings):
 
 1. ``monitor replay FILE --out FILE`` end to end, as a subprocess (start-up, parsing, normalising,
    scoring every reading, training, metrics, writing every JSON record): readings/s from the wall
-   time, the CPU time, and the peak RSS (os.wait4 of the child);
+   time, the CPU time, and the peak RSS of the child (its VmHWM, read as it exits);
 2. river ``StandardScaler | LogisticRegression`` test-then-train, one reading at a time (subset);
 3. a per-reading torch MLP in deep-river's style (the same network, one Adam step per reading on a
    running-scaled input, predict before learn; subset);
@@ -56,22 +56,39 @@ def write_csv(path: str, n: int, seed: int = 0) -> None:
             np.savetxt(fh, block, fmt=("%.1f", "%.2f"), delimiter=",")
 
 
+# The child reports its own peak RSS (VmHWM of its address space) when it exits. os.wait4's
+# ru_maxrss cannot be used: subprocess starts children with vfork, and Linux carries the parent's
+# high-water RSS into the child's ru_maxrss at exec, so a child started by a benchmark that had
+# generated a 10M-reading stream "peaked" at the benchmark's own size (the 902 MB once reported).
+_PEAK = """import atexit, os, runpy, sys
+def _peak(path=os.environ["MONITOR_BENCH_PEAK"]):
+    with open("/proc/self/status") as f, open(path, "w") as out:
+        out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1])
+atexit.register(_peak)
+sys.argv = ["monitor"] + sys.argv[1:]
+runpy.run_module("monitor", run_name="__main__")
+"""
+
+
 def run_child(args: list[str]) -> dict:
-    """Run a command; wall seconds, CPU seconds and peak RSS (MB) of that child alone."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{err}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+    """Run ``python -m monitor ARGS``; wall seconds, CPU seconds and peak RSS (MB) of that child alone."""
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK, *args], env=dict(ENV, MONITOR_BENCH_PEAK=peak.name),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"monitor {' '.join(args)} failed ({proc.returncode}):\n{err}")
+        rss_kb = int(peak.read() or 0)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024}
 
 
 def monitor_replay(csv: str, out: str, n: int) -> dict:
-    r = run_child([sys.executable, "-m", "monitor", "replay", csv, "--out", out, "-q"])
+    r = run_child(["replay", csv, "--out", out, "-q"])
     with open(out, "rb") as fh:
         records = sum(1 for _ in fh)
     if records != n:

@@ -135,8 +135,19 @@ class AlertTracker:
         ids = np.asarray(ids, dtype=np.intp)
         self._grow(int(ids.max()) + 1)
         s = self._s
+        flag = np.asarray(flag, bool)
+        k0 = int(ids[0])
+        if n == 1 or (ids == k0).all():  # one key (an unkeyed stream, a live line): no grouping
+            if not (s["open"][k0] or flag.any()):
+                s["run"][k0] = 0  # closed and all normal: a pending flagged run is broken
+                return []
+            events: list[tuple[float, int, dict]] = []
+            self._scan(k0, key_names[k0], np.asarray(time, np.float64), np.asarray(value, np.float64),
+                       flag, np.arange(n), events)
+            events.sort(key=lambda e: (e[0], e[1]))
+            return [e[2] for e in events]
         order = np.argsort(ids, kind="stable")
-        sid, sf = ids[order], np.asarray(flag, bool)[order]
+        sid, sf = ids[order], flag[order]
         first = np.r_[True, sid[1:] != sid[:-1]]
         starts = np.flatnonzero(first)
         ends = np.r_[starts[1:], n]
@@ -145,7 +156,7 @@ class AlertTracker:
         busy = any_flag | s["open"][keys]
         s["run"][keys[~busy]] = 0  # closed and all normal: a pending flagged run is broken
         st, sv = np.asarray(time, np.float64)[order], np.asarray(value, np.float64)[order]
-        events: list[tuple[float, int, dict]] = []
+        events = []
         for g in np.flatnonzero(busy).tolist():
             a, b = starts[g], ends[g]
             self._scan(int(keys[g]), key_names[keys[g]], st[a:b], sv[a:b], sf[a:b], order[a:b], events)

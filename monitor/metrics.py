@@ -164,8 +164,12 @@ class PrequentialMetrics:
         self.log_loss_sum_ += float(-np.log(np.where(y, pc, 1.0 - pc)).sum())
 
         bins = np.minimum((p * self.n_bins).astype(np.int64), self.n_bins - 1)  # (n,) bin of each p
-        self.hist_pos_ += np.bincount(bins[y], minlength=self.n_bins)
-        self.hist_neg_ += np.bincount(bins[~y], minlength=self.n_bins)
+        if n < 256:  # a live feed's few readings: touch their bins, not all n_bins (bincount would)
+            np.add.at(self.hist_pos_, bins[y], 1)
+            np.add.at(self.hist_neg_, bins[~y], 1)
+        else:
+            self.hist_pos_ += np.bincount(bins[y], minlength=self.n_bins)
+            self.hist_neg_ += np.bincount(bins[~y], minlength=self.n_bins)
 
     # ------------------------------------------------------------------ reading
 
