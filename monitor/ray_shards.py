@@ -181,18 +181,10 @@ def run_serve(*, url, engine, shards, address, num_cpus, config, threshold, seed
               alert_after, alert_clear, alerts_path, out, summary_json, until_idle, checkpoint_every, maxlen,
               quiet, error) -> int:
     """`monitor serve`: check the connection, serve, copy outputs, print the summary; exit status."""
-    from monitor.redis_io import _write_exports, run_options
-    from streams import SourceError
-    from streams.redis_stream import connect, parse_url, shard_streams
+    from monitor.redis_io import _write_exports, connect_or_fail, run_options
+    from streams.redis_stream import shard_streams
 
-    try:
-        target = parse_url(url)
-        client = connect(target)
-        client.ping()
-    except SourceError as e:
-        raise error(str(e))
-    except Exception as e:
-        raise error(f"cannot reach Redis at {url}: {type(e).__name__}: {e}")
+    target, client = connect_or_fail(url, error)
     if engine == "ray":
         try:
             import ray  # noqa: F401

@@ -375,6 +375,25 @@ def _scan(client, stream: str, count: int = 5000):
         last = entries[-1][0]
 
 
+def connect_or_fail(url: str, error):
+    """Parse a redis:// URL, connect and ping; any failure becomes one line through ``error``."""
+    from streams import SourceError
+    from streams.redis_stream import connect, parse_url
+
+    try:
+        target = parse_url(url)
+    except SourceError as e:
+        raise error(str(e))
+    try:
+        client = connect(target)
+        client.ping()
+    except SourceError as e:
+        raise error(str(e))
+    except Exception as e:  # redis.ConnectionError, AuthenticationError: one line
+        raise error(f"cannot reach Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
+    return target, client
+
+
 def run_redis_replay(*, url: str, config, threshold: float, seed: int, key_model: str, max_keys, alert_after,
                      alert_clear, out, alerts_path, summary_json, state, checkpoint_every: int, until_idle: bool,
                      quiet: bool, error, maxlen: int | None = 1_000_000, count: int = 500) -> int:
@@ -382,17 +401,8 @@ def run_redis_replay(*, url: str, config, threshold: float, seed: int, key_model
     from monitor.checkpoint import CheckpointError
     from monitor.interrupts import Interrupts
     from monitor.replay import format_summary
-    from streams import SourceError
-    from streams.redis_stream import connect, parse_url
 
-    try:
-        target = parse_url(url)
-        client = connect(target)
-        client.ping()
-    except SourceError as e:
-        raise error(str(e))
-    except Exception as e:  # redis.ConnectionError, AuthenticationError: one line
-        raise error(f"cannot reach Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
+    target, client = connect_or_fail(url, error)
     kwargs = dict(config=config, threshold=threshold, seed=seed, model=key_model, max_keys=max_keys,
                   alert_after=alert_after, alert_clear=alert_clear)
     options = run_options(config, threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
