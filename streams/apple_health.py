@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -123,7 +124,17 @@ class AppleHealthXml:
                             values, starts, units = [], [], []
                     root.clear()  # drop the finished element (and its children) from the tree
         except ParseError as e:
-            raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
+            if n_hr + len(values) == 0:
+                raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
+            # an export cut off mid-file: keep what was read, and count the break as a rejected record
+            cut = Reject(n_hr + len(values) + 1, "", f"not well-formed XML after this point ({e}): file cut off?")
+            batch = self._batch(values, starts, units, n_hr + 1) if values else None
+            if batch is None:
+                yield Batch(time=np.empty(0), x=np.empty((0, 1)), y=np.empty(0), line=np.empty(0, np.int64),
+                            rejected=(cut,))
+            else:
+                yield replace(batch, rejected=tuple(batch.rejected) + (cut,))
+            return
         except (OSError, EOFError) as e:
             raise SourceError(f"{name}: cannot read ({e})") from None
         if root is None:

@@ -61,10 +61,12 @@ def _record_ends(buf: bytes) -> int:
     """Index just past the last complete top-level {...} record in buf (which starts between records), or 0."""
     a = np.frombuffer(buf, dtype=np.uint8)
     quote = a == ord('"')
-    if quote.any():  # a quote after a backslash is escaped (a doubled backslash before it is rare enough
-        escaped = np.zeros_like(quote)  # to be left to json.loads, which then reports the record)
-        escaped[1:] = quote[1:] & (a[:-1] == ord("\\"))
-        quote &= ~escaped
+    if quote.any():  # a quote is escaped when an odd number of backslashes stands right before it
+        pos = np.arange(len(a))
+        last_plain = np.maximum.accumulate(np.where(a != ord("\\"), pos, -1))  # (n,) last non-backslash at or before i
+        run = np.zeros(len(a), dtype=np.int64)  # (n,) backslashes right before byte i
+        run[1:] = pos[:-1] - last_plain[:-1]
+        quote &= run % 2 == 0
     outside = np.cumsum(quote) % 2 == 0  # (n,) True outside strings (a closing quote counts as outside)
     step = np.where(outside & (a == ord("{")), 1, 0) - np.where(outside & (a == ord("}")), 1, 0)
     depth = np.cumsum(step)  # (n,) nesting depth after each byte
@@ -152,8 +154,7 @@ class FitbitJson:
         m = len(records)
         bpm = [_bpm(r) for r in records]
         when = [r.get("dateTime") if isinstance(r, dict) else None for r in records]
-        x = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-                      for v in bpm], dtype=np.float64)
+        x = np.array([_number(v) for v in bpm], dtype=np.float64)
         t = fitbit_seconds(when)
         ok = np.isfinite(x) & np.isfinite(t)
         rejects = [Reject(first + i, json.dumps(records[i])[:_RAW_MAX], _why(records[i]))
@@ -161,6 +162,16 @@ class FitbitJson:
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
                      line=(first + idx).astype(np.int64), rejected=tuple(rejects))
+
+
+def _number(v) -> float:
+    """A JSON number as a float; NaN (rejected as not finite) for anything else or too large a number."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:  # an integer of hundreds of digits is valid JSON
+        return math.nan
 
 
 def _bpm(record):
@@ -179,8 +190,8 @@ def _why(record) -> str:
     v = record["value"]["bpm"]
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         return f"bpm not a number: {v!r}"
-    if not math.isfinite(v):
-        return f"bpm not finite: {v!r}"
+    if not math.isfinite(_number(v)):
+        return f"bpm not finite: {str(v)[:40]}"
     return f"not a time: {record['dateTime']!r}"
 
 

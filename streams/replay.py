@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from streams.batch import Batch
+from streams.batch import Batch, SourceError
 from streams.compression import iter_blocks
 from streams.linesource import LineSource, read_batches
 
@@ -93,7 +93,13 @@ class CsvReplay(LineSource):
         if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
             raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
         offset = int(self.resume["offset"]) if self.resume is not None else 0
-        yield from iter_blocks(self.path, self.block_bytes, offset=offset)  # gzip is decompressed on the fly
+        first = offset == 0
+        for chunk in iter_blocks(self.path, self.block_bytes, offset=offset):  # gzip is decompressed on the fly
+            if first and b"\n" not in chunk and b"\r" in chunk.rstrip(b"\r"):
+                raise SourceError(f"{self._name()} has old Mac line endings (a lone CR ends each line); convert "
+                                  f"them first, e.g. tr '\\r' '\\n' < {self._name()} > fixed.csv")
+            first = False
+            yield chunk
 
     def __iter__(self) -> Iterator[Batch]:
         parser = self._parser()
