@@ -95,6 +95,7 @@ class AlertTracker:
     def __init__(self, *, after: Span, clear: Span) -> None:
         self.after = after
         self.clear = clear
+        self.episodes_forgotten_ = 0  # episodes of keys evicted since (their per-key counts are dropped)
         self._grow(0)
 
     def __repr__(self) -> str:
@@ -104,6 +105,11 @@ class AlertTracker:
     @property
     def episodes_(self) -> np.ndarray:
         return self._s["episodes"]
+
+    @property
+    def n_episodes_(self) -> int:
+        """Episodes opened in the whole stream, those of evicted keys included."""
+        return int(self._s["episodes"].sum()) + self.episodes_forgotten_
 
     def _grow(self, k: int) -> None:
         old = getattr(self, "_s", None)
@@ -239,6 +245,7 @@ class AlertTracker:
         if k >= len(self._s["open"]):
             return None
         rec = self._close_record(k, key, float(self._s["last_flag"][k]), "evicted") if self._s["open"][k] else None
+        self.episodes_forgotten_ += int(self._s["episodes"][k])  # evicted keys' episodes still count in the total
         for f in _FIELDS:
             self._s[f][k] = 0
         return rec
@@ -252,7 +259,7 @@ class AlertTracker:
 
     def state_dict(self) -> dict:
         """JSON-able state: every per-key array as a list (inf peaks stored as None)."""
-        out = {"after": str(self.after), "clear": str(self.clear)}
+        out = {"after": str(self.after), "clear": str(self.clear), "episodes_forgotten": self.episodes_forgotten_}
         for f in _FIELDS:
             a = self._s[f]
             out[f] = [None if (isinstance(x, float) and not math.isfinite(x)) else x for x in a.tolist()]
@@ -264,6 +271,7 @@ class AlertTracker:
             raise ValueError("load_state_dict(): every per-key list must have the same length")
         del self._s
         self._grow(k)
+        self.episodes_forgotten_ = int(state.get("episodes_forgotten", 0))
         for f in _FIELDS:
             vals = [(-math.inf if x is None else x) for x in state[f]]
             self._s[f][:k] = np.asarray(vals, dtype=self._s[f].dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from contextlib import ExitStack
 from typing import Callable, TextIO
@@ -37,6 +38,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
 
     if plot:
         _require_plotting(error)
+    _check_paths(file, {"--out": out, "--rejects": rejects_path, "--alerts": alerts_path,
+                        "--summary-json": summary_json, "--state": state, "--plot": plot}, error)
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
     fmt = fmt or ("table" if out is None and sys.stdout.isatty() else "jsonl")
@@ -118,6 +121,11 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                                  checkpoint_every=checkpoint_every)
         except (SourceError, StrictStop) as e:
             raise error(str(e))
+        except ValueError as e:
+            if saved is None:
+                raise
+            # e.g. a checkpoint of a keyed stream (2 inputs) given to an unkeyed file (1 input)
+            raise error(f"checkpoint {state} does not fit this input: {str(e).splitlines()[0]}")
         except BrokenPipeError:
             _silence_stdout()
             return 0
@@ -128,9 +136,12 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if resume:
             summary["resumed_from_line"] = (position or {}).get("line")
     if summary_json:
-        with open(summary_json, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
-            fh.write("\n")
+        try:
+            with open(summary_json, "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=2)
+                fh.write("\n")
+        except OSError as e:
+            raise error(f"cannot write {summary_json}: {e.strerror}")
     if not quiet:
         sys.stderr.write(format_summary(summary))
     if plot:
@@ -150,6 +161,30 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
     return 0
 
 
+def _check_paths(file, outputs: dict, error) -> None:
+    """Refuse, before any work, outputs that would overwrite the input or each other, or that
+    cannot be created (a missing directory)."""
+    given = {opt: p for opt, p in outputs.items() if p}
+    real = {opt: os.path.realpath(p) for opt, p in given.items() if not _is_device(p)}
+    if file and file != "-" and not str(file).startswith("redis://"):
+        src = os.path.realpath(file)
+        for opt, p in real.items():
+            if p == src:
+                raise error(f"{opt} {given[opt]} is the input file: it would be overwritten; write elsewhere")
+    seen: dict[str, str] = {}
+    for opt, p in real.items():
+        if p in seen:
+            raise error(f"{seen[p]} and {opt} are the same file ({given[opt]}); give each its own file")
+        seen[p] = opt
+        parent = os.path.dirname(p) or "."
+        if not os.path.isdir(parent):
+            raise error(f"cannot write {given[opt]} ({opt}): no directory {os.path.dirname(given[opt]) or '.'}")
+
+
+def _is_device(path: str) -> bool:
+    return os.path.exists(path) and not os.path.isfile(path)
+
+
 def _require_plotting(error: Callable[[str], Exception]) -> None:
     from monitor.plots import PlotUnavailable, require_matplotlib
     try:
@@ -160,6 +195,9 @@ def _require_plotting(error: Callable[[str], Exception]) -> None:
 
 def _write_replay_plot(mon, path, *, threshold, title, error: Callable[[str], Exception]) -> None:
     from monitor.plots import plot_replay
+    if not mon.trace.p:
+        raise error(f"nothing to plot in {path}: --plot draws one unkeyed series, and this stream was keyed "
+                    "(or empty); replay one patient's readings to plot them")
     try:
         plot_replay(mon.trace.arrays(), path, threshold=threshold, flag_at=mon.flag_at, title=title)
     except OSError as e:
@@ -173,6 +211,8 @@ def _open_output(path: str, keep: int | None, stack: ExitStack, error) -> TextIO
     run scores those readings again: none is lost, none is duplicated.
     """
     try:
+        if keep is not None and os.path.exists(path) and not os.path.isfile(path):
+            keep = None  # /dev/null or a pipe: nothing to cut back
         if keep is not None:
             size = os.path.getsize(path) if os.path.exists(path) else 0
             if size < keep:
@@ -185,8 +225,14 @@ def _open_output(path: str, keep: int | None, stack: ExitStack, error) -> TextIO
         raise error(f"cannot write {path}: {e.strerror}")
 
 
-def _synced_size(fh) -> int:
-    """Bytes of a flushed output file, made durable (fsync) before a checkpoint says they exist."""
+def _synced_size(fh) -> int | None:
+    """Bytes of a flushed output file, made durable (fsync) before a checkpoint says they exist.
+
+    None for an output that is not a regular file (/dev/null, a pipe): it cannot be cut back on
+    resume, so the checkpoint does not claim a size for it (like standard output).
+    """
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        return None
     os.fsync(fh.fileno())
     return os.fstat(fh.fileno()).st_size
 

@@ -227,7 +227,7 @@ class KeyedMonitor:
                         "final_loss": None})
         else:
             out = self.inner.summary()
-        out["episodes"] = int(self.alerts.episodes_.sum())
+        out["episodes"] = self.alerts.n_episodes_
         out["alert_after"], out["alert_clear"] = str(self.alerts.after), str(self.alerts.clear)
         if self.keyed_:
             out.update({"key_model": self.model, "keys_seen": len(self.table) + self.table.n_evicted_,
