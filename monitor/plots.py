@@ -82,10 +82,7 @@ def plot_ablation(runs: Sequence, path: str | os.PathLike, *, title: str | None 
             ax.set_ylabel(f"loss (mean of {k} steps)")
             ax.grid(alpha=0.3, which="both", lw=0.4)
             ax.legend(fontsize=8, title="input treatment", title_fontsize=8)
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, format="png")
+        _save(fig, path, title)
     finally:
         plt.close(fig)
 
@@ -148,9 +145,14 @@ def plot_replay(trace: dict, path: str | os.PathLike, *, threshold: float | None
         bot.set_xlabel("reading")
         bot.grid(alpha=0.3, lw=0.4)
         bot.legend(fontsize=8, loc="lower right")
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, format="png")
+        _save(fig, path, title)
     finally:
         plt.close(fig)
+
+
+def _save(fig, path: str | os.PathLike, title: str | None) -> None:
+    """Title, tight layout and PNG: the same last steps for every picture."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")

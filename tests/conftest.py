@@ -36,3 +36,17 @@ def hr_csv(tmp_path, hr_values) -> Path:
     t = np.arange(len(hr_values)) * 0.5
     path.write_text("t,hr\n" + "".join(f"{a},{b!r}\n" for a, b in zip(t.tolist(), hr_values.tolist())))
     return path
+
+
+def random_splits(rng: np.random.Generator, n: int, max_size: int = 9) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) slices covering range(n), sizes 0..max_size; 1 and 0 come first."""
+    sizes = [1, 0, 1] + rng.integers(0, max_size + 1, size=n).tolist()
+    out, i = [], 0
+    for k in sizes:
+        if i >= n:
+            break
+        out.append((i, min(n, i + k)))
+        i += k
+    if i < n:
+        out.append((i, n))
+    return out

@@ -16,6 +16,7 @@ from river import metrics as rm
 from sklearn.metrics import log_loss, roc_auc_score
 
 from monitor.metrics import PrequentialMetrics, first_sustained
+from tests.conftest import random_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,24 +37,13 @@ def make_stream(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray, np.nd
     return y, p, p > 0.5
 
 
-def random_splits(rng: np.random.Generator, n: int, max_size: int = 40) -> list[tuple[int, int]]:
-    sizes = [1, 0, 1, 2] + rng.integers(0, max_size + 1, size=n).tolist()
-    out, i = [], 0
-    for k in sizes:
-        if i >= n:
-            break
-        out.append((i, min(n, i + k)))
-        i += k
-    return out
-
-
 def test_matches_river_one_reading_at_a_time_and_sklearn_auc():
     y, p, flag = make_stream(0)
     assert set(p[y == 1]) >= {0.0, 1.0} and set(p[y == 0]) >= {0.0, 1.0}
     ours = PrequentialMetrics()
     acc, loss, prec, rec = rm.Accuracy(), rm.LogLoss(), rm.Precision(), rm.Recall()
     checked_auc = undefined_precision = 0
-    for a, b in random_splits(np.random.default_rng(1), len(y)):
+    for a, b in random_splits(np.random.default_rng(1), len(y), max_size=40):
         ours.update(y[a:b], p[a:b], flag[a:b])
         for yi, pi, fi in zip(y[a:b].tolist(), p[a:b].tolist(), flag[a:b].tolist()):
             acc.update(bool(yi), bool(fi))

@@ -14,22 +14,9 @@ import pytest
 from river import preprocessing
 
 from models.normaliser import RunningNormaliser
+from tests.conftest import random_splits
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def random_splits(rng: np.random.Generator, n: int, max_size: int = 9) -> list[tuple[int, int]]:
-    """Consecutive (start, stop) slices covering range(n), sizes 0..max_size; 1 and 0 come first."""
-    sizes = [1, 0, 1] + rng.integers(0, max_size + 1, size=n).tolist()
-    out, i = [], 0
-    for k in sizes:
-        if i >= n:
-            break
-        out.append((i, min(n, i + k)))
-        i += k
-    if i < n:
-        out.append((i, n))
-    return out
 
 
 @pytest.fixture
