@@ -10,10 +10,11 @@ What makes it learn from few readings (issue 5; measured one lever at a time wit
 ``python benchmarks/learning.py --set FIELD=VALUE``, minimum over seeds 0-2 of the single-pass
 accuracy, before -> after):
 
-- ``batchnorm=False`` (default now): BatchNorm in training mode normalises by the statistics of
-  the mini-batch, and consecutive readings are correlated, so it learns "above the recent mean"
-  rather than "above 91". Off: sample 0.978 -> 0.993, synthetic 0.823 -> 0.954. The running
-  normaliser already centres and scales the input.
+- ``batchnorm="renorm"`` (default, issue 13): the input layer is `models.network.BatchRenorm1d`
+  (Batch Renormalization), after the running normaliser. Plain BatchNorm1d in training mode
+  normalises by the statistics of the mini-batch, and consecutive readings are correlated, so it
+  learns "above the recent mean" rather than "above 91" (sample 0.978, synthetic 0.823 when it was
+  the default); ``"plain"`` keeps it to show that, ``"none"`` leaves the layer out.
 - ``preserve``: when the normaliser's statistics move, the first layer is rescaled so the function
   of the raw reading is unchanged (see ``_renormalise``). Sample 0.993 -> 0.997, synthetic
   0.954 -> 0.997, slow drift 0.963 -> 0.971.
@@ -23,13 +24,19 @@ accuracy, before -> after):
 - kept from before: the replay ring of recent raw readings re-normalised at each step, small
   mini-batches growing with the stream (``growth``), 16 steps per mini-batch early (``warm_steps``)
   and the output bias from the first mini-batch's label rate (``init_bias``).
+- ``early`` (issue 13): a reading the model gets wrong ends the mini-batch, so the step runs right
+  after it rather than up to 256 readings later; ``room(x, y)`` tells a caller where, before it
+  scores, so the slicing still does not matter. ``drift_errors``: 5 readings wrong within 100
+  (and 3 standard deviations above the error rate so far, as DDM tests it) is a change of regime: the replay ring keeps only its last 100 readings (a moved threshold
+  is not learned against 1,024 readings of the old one) and the warm-up restarts. Replay draws are
+  without replacement. Measured in docs/learning.md.
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
 
 >>> import numpy as np
 >>> learner = OnlineLearner(LearnerConfig(n_features=1), seed=0)
 >>> learner
-OnlineLearner(normalise=True, batchnorm=False, hidden=16, lr=0.05, batch=4..256, seen=0, steps=0)
+OnlineLearner(normalise=True, batchnorm='renorm', hidden=16, lr=0.05, batch=4..256, seen=0, steps=0)
 >>> learner.room()
 4
 >>> x = np.array([[80.0], [95.0], [85.0], [99.0]])
@@ -61,7 +68,7 @@ class LearnerConfig:
 
     n_features: int = 1  # inputs per reading
     normalise: bool = True  # running mean/std normalisation of the inputs (float64, Chan merge)
-    batchnorm: bool = False  # BatchNorm1d as the network's first layer (off: see the module docstring)
+    batchnorm: str = "renorm"  # input layer: "renorm" (BatchRenorm1d), "plain" (BatchNorm1d) or "none"
     hidden: int = 16  # hidden layer width
     activation: str = "relu"  # hidden activation
     loss: str = "bce-logits"  # "bce-logits" (default, stable) or "sigmoid-bce"
@@ -77,8 +84,15 @@ class LearnerConfig:
     warm_restart: bool = True  # a class seen for the first time restarts the warm-up (warm_until more readings)
     init_bias: bool = True  # output bias from `prior` at start, then from the first mini-batch's label rate
     prior: float = 0.1  # P(abnormal) an untrained model says: a new monitor does not raise alarms blindly
+    early: bool = True  # a misclassified reading ends the mini-batch: the step runs right after it
+    early_gap: int = 2  # ... once the mini-batch holds at least this many readings (bounds the extra steps)
+    drift_errors: int = 5  # at least this many readings scored wrong within drift_window readings (and 3 sd above
+    # the error rate since the last change) is a change of regime: 0 = off
+    drift_window: int = 100  # ... on a change the replay ring keeps only its last drift_window readings and warms up again
 
     def __post_init__(self) -> None:
+        from models.network import batchnorm_name
+        object.__setattr__(self, "batchnorm", batchnorm_name(self.batchnorm))  # True/False: older configs
         if self.min_batch < 2:
             raise ValueError(f"min_batch must be at least 2 (BatchNorm trains on 2 or more), got {self.min_batch}")
         if self.batch_size < self.min_batch:
@@ -87,7 +101,8 @@ class LearnerConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 < self.prior < 1:
             raise ValueError(f"prior must be strictly between 0 and 1, got {self.prior}")
-        for name in ("replay", "steps", "warm_steps", "warm_until", "growth"):
+        for name in ("replay", "steps", "warm_steps", "warm_until", "growth", "early_gap", "drift_errors",
+                     "drift_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         self.network  # validates the network fields
@@ -121,6 +136,11 @@ class OnlineLearner:
         self._pend_x = np.empty((c.batch_size, d))  # (B, d) raw readings waiting for a step
         self._pend_y = np.empty(c.batch_size)
         self._n_pend = 0
+        self._pend_wrong = False  # the mini-batch being filled holds a reading the model got wrong (early)
+        self._err_at = np.empty(0, dtype=np.int64)  # stream indices of the last readings scored wrong (drift)
+        self.drift_at_ = 0  # readings seen at the last change of regime detected
+        self._n_judged = self._n_wrong = 0  # labelled readings, and those scored wrong, since then
+        self.n_drifts_ = 0  # changes of regime detected
         self._target = config.min_batch  # size of the mini-batch being filled, fixed when it starts
         self._replay_x = np.empty((c.replay, d))  # ring of recent raw readings, (R, d)
         self._replay_y = np.empty(c.replay)
@@ -143,7 +163,7 @@ class OnlineLearner:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"OnlineLearner(normalise={c.normalise}, batchnorm={c.batchnorm}, hidden={c.hidden}, "
+        return (f"OnlineLearner(normalise={c.normalise}, batchnorm={c.batchnorm!r}, hidden={c.hidden}, "
                 f"lr={c.lr}, batch={c.min_batch}..{c.batch_size}, seen={self.n_seen_}, steps={self.n_steps_})")
 
     # -- scoring -------------------------------------------------------------------------------
@@ -192,32 +212,72 @@ class OnlineLearner:
         grown = self.n_seen_ // c.growth if c.growth else c.batch_size
         return int(min(c.batch_size, max(c.min_batch, grown - grown % c.min_batch)))
 
-    def room(self) -> int:
-        """Readings learn_many accepts before the next training step changes the model."""
-        return self._target - self._n_pend
+    def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
+        """Readings learn_many accepts before the next training step changes the model.
+
+        Given the readings to come (x (n, d) and their labels y (n,)), it also stops after the
+        first one the current model gets wrong (``early``): score at most that many, learn them,
+        then ask again. Without them it says how many fit before the scheduled step; a caller that
+        scores and learns in such slices but passes no readings sees an early step only when a
+        slice ends there (the result then depends on the slicing).
+        """
+        k = self._target - self._n_pend
+        if x is None or not self.config.early:
+            return k
+        j, _ = self._first_trigger(x[:k], y[:k])
+        return k if j is None else j + 1
+
+    def _first_trigger(self, x: np.ndarray, y: np.ndarray) -> tuple[int | None, bool]:
+        """Index of the reading of x after which an early step is due (or None), and whether
+        the model gets one of x wrong.
+
+        Due at the first reading at which the mini-batch being filled holds a misclassified
+        reading (by the current model, label known) and at least ``early_gap`` readings. Scores
+        are float64 and row-wise, so the index does not depend on how x was cut.
+        """
+        if not self.config.early or len(x) == 0:
+            return None, False
+        y = np.asarray(y, dtype=np.float64)
+        p = self._scorer.predict_proba(self._normalised(x))  # (n,)
+        wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) NaN p never counts as right
+        any_wrong = bool(wrong.any())
+        if not (self._pend_wrong or any_wrong):
+            return None, False
+        seen = np.cumsum(wrong) > 0 if not self._pend_wrong else np.ones(len(x), dtype=bool)  # (n,)
+        full = self._n_pend + np.arange(1, len(x) + 1) >= self.config.early_gap  # (n,)
+        due = np.flatnonzero(seen & full)
+        return (int(due[0]) if due.size else None), any_wrong
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Buffer readings already scored; step when the buffer holds a mini-batch.
 
         Returns the losses of the steps taken (often none). Rows with a NaN label update the
-        normaliser but are not trained on.
+        normaliser but are not trained on. With ``early``, a step also runs right after a reading
+        the model got wrong (see `room`).
         """
         losses: list[float] = []
         i, n = 0, len(x)
         while i < n:
-            k = min(self.room(), n - i)
+            k = min(self._target - self._n_pend, n - i)
+            due, wrong = self._first_trigger(x[i:i + k], y[i:i + k])
+            if due is not None:
+                k = due + 1
             self._pend_x[self._n_pend:self._n_pend + k] = x[i:i + k]
             self._pend_y[self._n_pend:self._n_pend + k] = y[i:i + k]
             self._n_pend += k
             self.n_seen_ += k
             i += k
-            if self._n_pend == self._target:
+            if due is not None or self._n_pend == self._target:
                 losses += self._step()
+            else:
+                self._pend_wrong = self._pend_wrong or wrong
         return losses
 
     def _step(self) -> list[float]:
         c = self.config
         px, py = self._pend_x[:self._n_pend], self._pend_y[:self._n_pend]
+        if c.drift_errors:
+            self._watch_drift(px, py)
         if c.normalise:
             self._renormalise(px)
         known = ~np.isnan(py)
@@ -248,10 +308,46 @@ class OnlineLearner:
         self._remember(new_x, new_y)
         self._scorer = NumpyScorer(self.net)
         self._n_pend = 0
+        self._pend_wrong = False
         self._target = self._next_target()
         if losses:
             self.last_loss_ = losses[-1]
         return losses
+
+    def _watch_drift(self, px: np.ndarray, py: np.ndarray) -> None:
+        """Count the pending readings the model (unchanged since it scored them) got wrong. When
+        the last `drift_window` readings hold at least `drift_errors` of them and clearly more than
+        the error rate since the last change predicts (3 standard deviations, as DDM tests it), the
+        regime changed: forget all but the last `drift_window` replayed readings and warm up again.
+
+        Decided at a step from the readings alone, so it does not depend on how they were sliced.
+        """
+        c = self.config
+        known = ~np.isnan(py)
+        p = self._scorer.predict_proba(self._normalised(px))  # (n,)
+        wrong = np.flatnonzero(known & ((p > 0.5) != (py > 0.5)))
+        self._n_judged += int(known.sum())
+        self._n_wrong += int(wrong.size)
+        if wrong.size == 0:
+            return
+        first = self.n_seen_ - len(py)  # stream index of px[0]
+        at = np.concatenate([self._err_at, first + wrong])
+        self._err_at = at[at >= max(self.drift_at_, self.n_seen_ - c.drift_window)]  # errors in the window
+        w = c.drift_window
+        rate = (self._n_wrong - len(self._err_at)) / max(1, self._n_judged - w)  # before the window
+        if self._n_judged < 2 * w or len(self._err_at) < max(c.drift_errors, w * rate + 3 * math.sqrt(w * rate * (1 - rate))):
+            return
+        self.drift_at_ = self.n_seen_
+        self.n_drifts_ += 1
+        self._err_at = np.empty(0, dtype=np.int64)
+        self._n_judged = self._n_wrong = 0
+        keep = min(self._n_replay, w)
+        if keep < self._n_replay:  # the last `keep` readings of the ring, oldest first, at slots 0..keep-1
+            idx = (self._replay_at - keep + np.arange(keep)) % self._n_replay
+            self._replay_x[:keep], self._replay_y[:keep] = self._replay_x[idx], self._replay_y[idx]
+            self._n_replay, self._replay_at = keep, keep % c.replay
+        if c.warm_restart:
+            self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.warm_until)
 
     def _renormalise(self, px: np.ndarray) -> None:
         """Update the normaliser, and keep the network's function of the raw reading unchanged.
@@ -260,8 +356,8 @@ class OnlineLearner:
         (x - m0) / s0 to (x - m1) / s1; rescaling the first Linear layer's columns by s1 / s0 and
         shifting its bias by W (m1 - m0) / s0 gives exactly the old pre-activations (the idea of
         PopArt, van Hasselt et al. 2016, applied to the inputs). So a new statistic never moves the
-        learned threshold: learning only has to follow what really changed. Not done with a
-        BatchNorm input layer (its batch statistics are not a fixed map to compensate).
+        learned threshold: learning only has to follow what really changed. With a BatchNorm input
+        layer its running statistics are moved instead (its eval output is then unchanged).
         """
         norm = self.normaliser
         self._normalised(px[:0])  # refresh the cache if the normaliser changed behind our back
@@ -269,11 +365,19 @@ class OnlineLearner:
         norm.update(px)
         self._refresh_stats()
         m0, inv0 = before
-        if m0 is None or self.config.batchnorm or not self.config.preserve:
+        if m0 is None or not self.config.preserve:
             return
         m1, inv1 = self._centre, self._inv_scale
         ok = (inv0 > 0) & (inv1 > 0)  # (d,) features scaled before and after
         if not ok.any():
+            return
+        first = self.net[0]
+        if isinstance(first, torch.nn.BatchNorm1d):  # the input becomes u * s0 / s1 + (m0 - m1) / s1
+            scale = np.where(ok, inv1 / np.where(ok, inv0, 1.0), 1.0)  # (d,) s0 / s1
+            offset = np.where(ok, (m0 - m1) * inv1, 0.0)  # (d,)
+            if int(first.num_batches_tracked) > 0:  # before its first batch they are not statistics yet
+                _reparametrise(first, torch.from_numpy(scale.astype(np.float32)),
+                               torch.from_numpy(offset.astype(np.float32)))
             return
         ratio = np.where(ok, inv0 / np.where(ok, inv1, 1.0), 1.0)  # (d,) s1 / s0
         shift = np.where(ok, (m1 - m0) * inv0, 0.0)  # (d,) (m1 - m0) / s0
@@ -288,7 +392,7 @@ class OnlineLearner:
         if self._n_replay == 0:
             return new_x, new_y
         k = min(self._n_replay, self.config.batch_size)
-        idx = self.rng.integers(0, self._n_replay, size=k)  # (k,) with replacement: cheaper than a permutation
+        idx = self.rng.choice(self._n_replay, size=k, replace=False)  # (k,) without replacement (issue 13)
         return (np.concatenate([new_x, self._replay_x[idx]]), np.concatenate([new_y, self._replay_y[idx]]))
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
@@ -369,6 +473,9 @@ class OnlineLearner:
             "replay_x": t(self._replay_x[:r]), "replay_y": t(self._replay_y[:r]), "replay_at": self._replay_at,
             "n_seen": self.n_seen_, "n_steps": self.n_steps_, "n_skipped": self.n_skipped_,
             "last_loss": self.last_loss_, "warm_end": self.warm_end_, "classes_seen": list(self.classes_seen_),
+            "pend_wrong": self._pend_wrong, "err_at": torch.from_numpy(self._err_at.copy()),
+            "drift_at": self.drift_at_, "n_drifts": self.n_drifts_, "n_judged": self._n_judged,
+            "n_wrong": self._n_wrong,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -392,9 +499,20 @@ class OnlineLearner:
         self.n_skipped_, self.last_loss_ = int(state["n_skipped"]), state["last_loss"]
         self.warm_end_ = int(state["warm_end"])
         self.classes_seen_ = [bool(v) for v in state["classes_seen"]]
+        self._pend_wrong = bool(state.get("pend_wrong", False))  # these four: absent before issue 13
+        self._err_at = np.asarray(state["err_at"].numpy() if "err_at" in state else [], dtype=np.int64)
+        self.drift_at_, self.n_drifts_ = int(state.get("drift_at", 0)), int(state.get("n_drifts", 0))
+        self._n_judged, self._n_wrong = int(state.get("n_judged", 0)), int(state.get("n_wrong", 0))
         self._refresh_stats()
         self.net.eval()
         self._scorer = NumpyScorer(self.net)
+
+
+@torch.no_grad()
+def _reparametrise(bn: torch.nn.BatchNorm1d, scale: torch.Tensor, offset: torch.Tensor) -> None:
+    """The input of `bn` becomes ``u * scale + offset`` (d,): move its running statistics to match."""
+    bn.running_mean.mul_(scale).add_(offset)
+    bn.running_var.mul_(scale * scale)
 
 
 def _map_tensors(obj, fn):

@@ -1,14 +1,21 @@
-"""The small network that scores readings: optional BatchNorm on the input, one hidden layer, one logit.
+"""The small network that scores readings: BatchNorm on the input, one hidden layer, one logit.
+
+The default input layer is `BatchRenorm1d` (Batch Renormalization, Ioffe 2017), a BatchNorm made
+for streams: plain ``BatchNorm1d`` normalises a training mini-batch by its own mean, and a
+mini-batch of consecutive heart-rate readings then loses the absolute level its labels depend on
+(kept as ``batchnorm="plain"`` to show it; ``"none"`` leaves the layer out).
 
 >>> import torch
 >>> net = build_network(NetworkConfig(n_features=1, hidden=8), seed=0)
 >>> net
 Sequential(
-  (0): BatchNorm1d(1, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+  (0): BatchRenorm1d(1, eps=1e-05, momentum=0.01, affine=False, bias=False, track_running_stats=True, r_max=3.0, d_max=5.0)
   (1): Linear(in_features=1, out_features=8, bias=True)
   (2): ReLU()
   (3): Linear(in_features=8, out_features=1, bias=True)
 )
+>>> describe_network(net, normalise=True)
+'RunningNormaliser -> BatchRenorm1d(1) -> Linear(1, 8) -> ReLU -> Linear(8, 1)'
 >>> loss_fn = make_loss("bce-logits")
 >>> round(float(loss_fn(torch.tensor([0.0]), torch.tensor([1.0]))), 4)
 0.6931
@@ -23,10 +30,78 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["NetworkConfig", "build_network", "make_loss", "NumpyScorer", "LOSSES", "ACTIVATIONS"]
+__all__ = ["NetworkConfig", "BatchRenorm1d", "build_network", "describe_network", "make_loss", "NumpyScorer",
+           "LOSSES", "ACTIVATIONS", "BATCHNORMS"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 LOSSES = ("bce-logits", "sigmoid-bce")
+BATCHNORMS = ("renorm", "plain", "none")  # input layer: BatchRenorm1d, nn.BatchNorm1d, or none
+
+
+def batchnorm_name(value) -> str:
+    """The input-layer choice as one of BATCHNORMS; True/False (older configs) mean "plain"/"none"."""
+    if value is True:
+        return "plain"
+    if value is False or value is None:
+        return "none"
+    if value not in BATCHNORMS:
+        raise ValueError(f"batchnorm {value!r} is not one of {list(BATCHNORMS)}")
+    return value
+
+
+class BatchRenorm1d(nn.BatchNorm1d):
+    """BatchNorm1d for streams: Batch Renormalization (Ioffe, 2017).
+
+    In training, a mini-batch is normalised by its own mean and std and then corrected towards the
+    running statistics: ``x_hat = (x - mean_b) / std_b * r + d`` with
+    ``r = clip(std_b / std_run, 1/r_max, r_max)`` and ``d = clip((mean_b - mean_run) / std_run,
+    -d_max, d_max)``, no gradient through r and d. Within the clips this equals
+    ``(x - mean_run) / std_run``: a batch of consecutive readings keeps its level, which plain
+    BatchNorm1d removes. In eval mode (scoring) it is plain BatchNorm1d with the running statistics.
+    The first training batch sets the running statistics (a data-dependent start: on raw heart
+    rate the defaults 0 and 1 would clip r and d for hundreds of steps). Default momentum 0.01.
+
+    >>> import torch
+    >>> bn = BatchRenorm1d(1)
+    >>> _ = bn.train()(torch.tensor([[90.0], [94.0]]))   # first batch: running stats := batch stats
+    >>> bn.running_mean.tolist(), [round(v, 3) for v in bn.running_var.tolist()]
+    ([92.0], [8.0])
+    >>> out = bn(torch.tensor([[96.0], [100.0]]))        # a batch above the running mean stays above it
+    >>> [round(v, 2) for v in out[:, 0].tolist()]
+    [1.41, 2.83]
+    """
+
+    def __init__(self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.01, affine: bool = True,
+                 r_max: float = 3.0, d_max: float = 5.0) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        self.r_max = r_max
+        self.d_max = d_max
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", r_max={self.r_max}, d_max={self.d_max}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (n, d)
+        if not self.training or x.shape[0] < 2:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                            False, 0.0, self.eps)
+        mean_b = x.mean(dim=0)  # (d,)
+        var_b = x.var(dim=0, unbiased=False)  # (d,)
+        std_b = torch.sqrt(var_b + self.eps)
+        with torch.no_grad():
+            n = x.shape[0]
+            unbiased = var_b.detach() * (n / (n - 1))
+            if int(self.num_batches_tracked) == 0:  # data-dependent start
+                self.running_mean.copy_(mean_b.detach())
+                self.running_var.copy_(unbiased)
+            std_run = torch.sqrt(self.running_var + self.eps)
+            r = (std_b.detach() / std_run).clamp(1.0 / self.r_max, self.r_max)
+            d = ((mean_b.detach() - self.running_mean) / std_run).clamp(-self.d_max, self.d_max)
+            self.running_mean.add_(self.momentum * (mean_b.detach() - self.running_mean))
+            self.running_var.add_(self.momentum * (unbiased - self.running_var))
+            self.num_batches_tracked.add_(1)
+        x_hat = (x - mean_b) / std_b * r + d  # (n, d)
+        return x_hat * self.weight + self.bias if self.affine else x_hat
+
 
 
 @dataclass(frozen=True)
@@ -35,11 +110,12 @@ class NetworkConfig:
 
     n_features: int = 1  # inputs per reading: 1 for heart rate, 2 for circles
     hidden: int = 16  # width of the single hidden layer
-    batchnorm: bool = True  # BatchNorm1d on the input (learns its own running mean/var)
+    batchnorm: str = "renorm"  # input layer: "renorm" (BatchRenorm1d, for streams), "plain" (BatchNorm1d), "none"
     activation: str = "relu"  # one of ACTIVATIONS
     loss: str = "bce-logits"  # BCEWithLogitsLoss (stable) or "sigmoid-bce" (sigmoid then BCELoss)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "batchnorm", batchnorm_name(self.batchnorm))
         if self.n_features < 1:
             raise ValueError(f"n_features must be at least 1, got {self.n_features}")
         if self.hidden < 1:
@@ -61,7 +137,9 @@ def build_network(config: NetworkConfig, *, seed: int = 0) -> nn.Sequential:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         layers: list[nn.Module] = []
-        if config.batchnorm:
+        if config.batchnorm == "renorm":
+            layers.append(BatchRenorm1d(config.n_features, affine=False))  # the Linear after it is the affine map
+        elif config.batchnorm == "plain":
             layers.append(nn.BatchNorm1d(config.n_features))
         layers += [
             nn.Linear(config.n_features, config.hidden),
@@ -71,6 +149,19 @@ def build_network(config: NetworkConfig, *, seed: int = 0) -> nn.Sequential:
         if config.loss == "sigmoid-bce":
             layers.append(nn.Sigmoid())
     return nn.Sequential(*layers)
+
+
+def describe_network(net: nn.Sequential, *, normalise: bool) -> str:
+    """One line saying what the model is, e.g. ``RunningNormaliser -> BatchRenorm1d(1) -> Linear(1, 16) -> ReLU -> Linear(16, 1)``."""
+    parts = ["RunningNormaliser"] if normalise else []
+    for m in net:
+        if isinstance(m, nn.BatchNorm1d):
+            parts.append(f"{type(m).__name__}({m.num_features})")
+        elif isinstance(m, nn.Linear):
+            parts.append(f"Linear({m.in_features}, {m.out_features})")
+        else:
+            parts.append(type(m).__name__)
+    return " -> ".join(parts)
 
 
 def make_loss(name: str) -> nn.Module:
@@ -103,8 +194,10 @@ class NumpyScorer:
         self.bn = None
         if isinstance(mods[0], nn.BatchNorm1d):
             bn = mods.pop(0)
-            scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
-            shift = (bn.bias.detach().double().numpy() - bn.running_mean.double().numpy() * scale)
+            weight = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+            bias = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+            scale = (weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+            shift = (bias.detach().double().numpy() - bn.running_mean.double().numpy() * scale)
             self.bn = (scale, shift)  # (d,), (d,): eval-mode BatchNorm is an affine map
         lin1, act, lin2 = mods[0], mods[1], mods[2]
         h, d = lin1.weight.shape

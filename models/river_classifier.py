@@ -72,11 +72,11 @@ def _labels(y) -> np.ndarray:
 
 
 class OnlineMLPClassifier(base.MiniBatchClassifier):
-    """Binary classifier: running normaliser, BatchNorm MLP and Adam, trained in mini-batches.
+    """Binary classifier: running normaliser, MLP with a BatchRenorm1d input layer, Adam, in mini-batches.
 
-    ``learn_one`` hands the reading to the learner's buffer; the weights change only when the
-    buffer holds a mini-batch (4 readings at first, growing to ``batch_size``), and each step also
-    replays recent readings. ``learn_many`` does the same for a DataFrame and gives the same model
+    ``learn_one`` hands the reading to the learner's buffer; the weights change when the buffer
+    holds a mini-batch (4 readings at first, growing to ``batch_size``) or right after a reading the
+    model got wrong, and each step also replays recent readings. ``learn_many`` does the same for a DataFrame and gives the same model
     as calling ``learn_one`` on each row.
 
     Parameters
@@ -92,7 +92,8 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     normalise
         Running mean/std normalisation of the inputs.
     batchnorm
-        BatchNorm1d as the network's first layer.
+        The network's first layer: "renorm" (BatchRenorm1d, a BatchNorm for streams; the default, as
+        in the monitor), "plain" (BatchNorm1d) or "none".
     prior
         P(True) said before anything is learned, and the output bias the network starts from.
     max_features
@@ -121,11 +122,11 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     >>> model.predict_one({"hr": 75.0}), model.predict_one({"hr": 105.0})
     (False, True)
     >>> model
-    OnlineMLPClassifier(batch_size=256, batchnorm=True, hidden=16, lr=0.05, max_features=None, min_batch=4, normalise=True, prior=0.5, seed=0)
+    OnlineMLPClassifier(batch_size=256, batchnorm='renorm', hidden=16, lr=0.05, max_features=None, min_batch=4, normalise=True, prior=0.5, seed=0)
     """
 
     def __init__(self, *, hidden: int = 16, lr: float = 0.05, batch_size: int = 256, min_batch: int = 4,
-                 normalise: bool = True, batchnorm: bool = True, prior: float = 0.5,
+                 normalise: bool = True, batchnorm: str = "renorm", prior: float = 0.5,
                  max_features: int | None = None, seed: int = 0) -> None:
         self.hidden = hidden
         self.lr = lr

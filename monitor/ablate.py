@@ -1,4 +1,4 @@
-"""Ablation of the input treatments: the same online network on heart rate and on circles, four ways.
+"""Ablation of the input treatments: the same online network on heart rate and on circles, five ways.
 
 The project's lesson is that a small network learns zero-centred inputs (circles) easily and raw
 heart rate (mean ~92, spread ~5.5) badly, unless the inputs are normalised first. `ablate` runs
@@ -6,8 +6,8 @@ the monitor's own pipeline, test-then-train, under each treatment and reports, p
 treatment: the final training loss, the prequential accuracy over the last pass, and how many
 readings it took until accuracy over a sliding window first held 0.95 and 0.99.
 
->>> TREATMENTS["running"], TREATMENTS["batchnorm"]
-((True, False), (False, True))
+>>> TREATMENTS["running"], TREATMENTS["batchnorm"], TREATMENTS["running+stream-batchnorm"]
+((True, 'none'), (False, 'plain'), (True, 'renorm'))
 >>> import numpy as np
 >>> run = AblationRun(stream="circles", treatment="none", loss=np.array([0.5, 0.1, 0.3]),
 ...                   loss_at=np.array([4, 8, 12]), correct=np.ones(12, dtype=bool), last=6)
@@ -32,8 +32,11 @@ from monitor.metrics import first_sustained
 __all__ = ["TREATMENTS", "STREAMS", "DEFAULT_PASSES", "WINDOW", "FINAL_STEPS", "PLAIN", "AblationRun",
            "ablate", "format_table", "run_ablate"]
 
-# treatment -> (running normalisation, BatchNorm1d on the input)
-TREATMENTS = {"none": (False, False), "running": (True, False), "batchnorm": (False, True), "both": (True, True)}
+# treatment -> (running normalisation, input layer: see models.network.BATCHNORMS). "batchnorm" is plain
+# BatchNorm1d (it fails on a stream: a mini-batch of consecutive readings is normalised by its own mean);
+# "stream-batchnorm" is BatchRenorm1d on the raw input; the last one is the monitor's default.
+TREATMENTS = {"none": (False, "none"), "running": (True, "none"), "batchnorm": (False, "plain"),
+              "stream-batchnorm": (False, "renorm"), "running+stream-batchnorm": (True, "renorm")}
 STREAMS = ("heart-rate", "circles")
 ROW_KEYS = ("stream", "treatment", "final_loss", "accuracy", "readings_to_95", "readings_to_99")
 

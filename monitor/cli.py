@@ -52,8 +52,10 @@ def _model_options(f):
                      help="Largest mini-batch (the first ones are smaller and grow to this)."),
         click.option("--normalise/--no-normalise", default=True, show_default=True,
                      help="Running mean/std normalisation of the inputs."),
-        click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
-                     help="BatchNorm1d as the network's first layer."),
+        click.option("--batchnorm", type=click.Choice(["renorm", "plain", "none"]), default="renorm",
+                     show_default=True,
+                     help="The network's first layer: BatchRenorm1d (a BatchNorm for streams), plain "
+                          "BatchNorm1d (fails on a stream: see docs/learning.md), or none."),
         click.option("--loss", type=click.Choice(["bce-logits", "sigmoid-bce"]), default="bce-logits",
                      show_default=True, help="BCEWithLogitsLoss, or a sigmoid output with BCELoss."),
     ]
@@ -96,7 +98,7 @@ def _span(text: str, option: str):
         raise click.BadParameter(str(e), param_hint=option)
 
 
-def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, batchnorm: bool, loss: str):
+def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, batchnorm: str, loss: str):
     from models.learner import LearnerConfig
     return LearnerConfig(hidden=hidden, lr=lr, batch_size=batch_size, normalise=normalise,
                          batchnorm=batchnorm, loss=loss)
@@ -213,11 +215,12 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
               help="Write a PNG of the training-loss curves, one panel per stream (needs matplotlib).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress notes on stderr.")
 def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet) -> None:
-    """Show why input normalisation matters: four input treatments on heart rate and on circles.
+    """Show why input normalisation matters: five input treatments on heart rate and on circles.
 
     Runs the monitor, test-then-train, over a heart-rate series (FILE, or the shipped sample) replayed
     --passes times, and over as many circles readings, with each input treatment: none, running
-    (running mean/std normalisation), batchnorm (BatchNorm1d on the input), both. One row per
+    (running mean/std normalisation), batchnorm (plain BatchNorm1d on the input), stream-batchnorm
+    (BatchRenorm1d on the raw input), running+stream-batchnorm (both: the default). One row per
     stream and treatment: final_loss (mean training loss of the last 50 steps), accuracy
     (prequential, over the last pass, or as many final circles readings), readings_to_95 and
     readings_to_99 (readings until accuracy over the last 200 readings first held that level).

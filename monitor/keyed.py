@@ -168,7 +168,7 @@ class KeyedMonitor:
             ps = np.empty(len(idx))
             i = 0
             while i < len(idx):
-                m = min(learner.room(), len(idx) - i) if self.learn else len(idx) - i
+                m = min(learner.room(xs[i:], ys[i:]), len(idx) - i) if self.learn else len(idx) - i
                 ps[i:i + m] = learner.predict_proba_many(xs[i:i + m])  # scored first...
                 if self.learn:
                     learner.learn_many(xs[i:i + m], ys[i:i + m])  # ...learned after
@@ -224,7 +224,8 @@ class KeyedMonitor:
             out.update({"learn": self.learn, "threshold": self.threshold,
                         "steps": sum(ln.n_steps_ for ln in self.learners.values()),
                         "skipped_steps": sum(ln.n_skipped_ for ln in self.learners.values()),
-                        "final_loss": None})
+                        "final_loss": None,
+                        "network": "one per key: " + self.inner.network()})
         else:
             out = self.inner.summary()
         out["episodes"] = self.alerts.n_episodes_

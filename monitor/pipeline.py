@@ -115,7 +115,7 @@ class Monitor:
         p = np.empty(n)
         i = 0
         while i < n:
-            k = min(learner.room(), n - i) if self.learn else n - i
+            k = min(learner.room(x[i:], y[i:]), n - i) if self.learn else n - i
             p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
             if emit is not None:
                 emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p[i:i + k],
@@ -146,6 +146,16 @@ class Monitor:
             self.trace.time.append(batch.time)
         return Scored(time=batch.time, x=x, label=y, p=p, flag=flag, line=batch.line, key=batch.key)
 
+    def network(self) -> str:
+        """One line saying what the model is (as it runs, or will run once the first batch comes)."""
+        from models.network import build_network, describe_network
+
+        net = self.learner.net if self.learner is not None else None
+        config = self.learner.config if self.learner is not None else (self.config or LearnerConfig())
+        if net is None:
+            net = build_network(config.network)
+        return describe_network(net, normalise=config.normalise)
+
     def summary(self) -> dict:
         """Metrics and learning counters, JSON-ready."""
         out = dict(self.metrics.result())
@@ -158,6 +168,7 @@ class Monitor:
             "normaliser_skipped": getattr(ln.normaliser, "n_refused_", 0) if ln else 0,
             "nan_scores": self.n_nan_scores,
             "final_loss": float(np.mean(self.recent_losses)) if self.recent_losses else None,
+            "network": self.network(),
         })
         if self.late_from is not None:
             out["accuracy_second_half"] = self.metrics_late.result()["accuracy"]

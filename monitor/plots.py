@@ -20,8 +20,9 @@ import numpy as np
 __all__ = ["PlotUnavailable", "require_matplotlib", "smooth", "plot_ablation", "plot_replay"]
 
 MISSING = "--plot needs matplotlib, which is not installed: pip install 'monitor[plot]'"
-COLOURS = {"none": "tab:red", "running": "tab:blue", "batchnorm": "tab:green", "both": "tab:purple"}
-DASHED = {"both"}  # often on top of "batchnorm" (BatchNorm undoes the running normalisation): keep both visible
+COLOURS = {"none": "tab:red", "running": "tab:blue", "batchnorm": "tab:green", "stream-batchnorm": "tab:orange",
+           "running+stream-batchnorm": "tab:purple"}
+DASHED = {"running+stream-batchnorm"}  # often on top of "running": keep both visible
 
 
 class PlotUnavailable(RuntimeError):

@@ -18,7 +18,7 @@ def stream(n=600, seed=0):
 
 def test_one_step_matches_a_plain_torch_loop():
     cfg = LearnerConfig(normalise=False, replay=0, min_batch=8, batch_size=8, growth=0, warm_steps=1,
-                        steps=1, init_bias=False, lr=0.01)
+                        steps=1, init_bias=False, lr=0.01, early=False)
     learner = OnlineLearner(cfg, seed=3)
     ref = build_network(cfg.network, seed=3)
     opt = torch.optim.Adam(ref.parameters(), lr=0.01)
@@ -44,7 +44,7 @@ def _scores(learner, x, y, slices):
     i = 0
     for size in slices:
         while size > 0 and i < len(x):
-            k = min(learner.room(), size, len(x) - i)
+            k = min(learner.room(x[i:i + size], y[i:i + size]), size, len(x) - i)
             p[i:i + k] = learner.predict_proba_many(x[i:i + k])
             learner.learn_many(x[i:i + k], y[i:i + k])
             i += k
@@ -152,7 +152,8 @@ def test_a_glitch_reading_saturates_sigmoid_bce_but_not_bce_with_logits(loss):
     the gradient through the saturated sigmoid is exactly zero, and every step reports a loss of
     100 while nothing is learned. BCEWithLogitsLoss reports the true, finite loss and learns.
     """
-    cfg = LearnerConfig(normalise=False, batchnorm=False, loss=loss, min_batch=8, replay=0, init_bias=False)
+    cfg = LearnerConfig(normalise=False, batchnorm=False, loss=loss, min_batch=8, replay=0, init_bias=False,
+                        early=False)  # one mini-batch, warm_steps steps
     learner = OnlineLearner(cfg, seed=0)
     x = np.full((8, 1), 1e5)
     logits = learner._scorer.logits(x)
