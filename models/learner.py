@@ -335,7 +335,9 @@ class OnlineLearner:
         self._err_at = at[at >= max(self.drift_at_, self.n_seen_ - c.drift_window)]  # errors in the window
         w = c.drift_window
         rate = (self._n_wrong - len(self._err_at)) / max(1, self._n_judged - w)  # before the window
-        if self._n_judged < 2 * w or len(self._err_at) < max(c.drift_errors, w * rate + 3 * math.sqrt(w * rate * (1 - rate))):
+        if self._n_judged < 4 * w:  # the rate before the window is measured on 3 windows at least
+            return
+        if len(self._err_at) < max(c.drift_errors, w * rate + 3 * math.sqrt(w * rate * (1 - rate))):
             return
         self.drift_at_ = self.n_seen_
         self.n_drifts_ += 1
