@@ -52,6 +52,9 @@ def test_outcomes_are_ordered_as_the_lesson_says(short_runs):
     assert hr["none"]["readings_to_99"] is None or hr["none"]["readings_to_99"] > hr["running"]["readings_to_99"]
     # BatchNorm's batch statistics come from time-ordered readings: better than nothing, worse than running
     assert hr["running"]["final_loss"] < hr["batchnorm"]["final_loss"] < hr["none"]["final_loss"]
+    # the BatchNorm made for streams learns raw heart rate, alone or after the running normaliser
+    for t in ("stream-batchnorm", "running+stream-batchnorm"):
+        assert hr[t]["final_loss"] < 0.05 and hr[t]["final_loss"] < hr["batchnorm"]["final_loss"]
     # circles are zero-centred already: every treatment learns them
     for t in TREATMENTS:
         assert rows["circles", t]["final_loss"] < 0.05 and rows["circles", t]["accuracy"] >= 0.98
