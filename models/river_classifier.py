@@ -7,7 +7,7 @@ DataFrames to rows of a fixed width and river's labels to 0.0/1.0.
 >>> from river import datasets, evaluate, metrics, preprocessing
 >>> model = preprocessing.StandardScaler() | OnlineMLPClassifier(seed=0)
 >>> evaluate.progressive_val_score(datasets.Phishing().take(300), model, metrics.Accuracy())
-Accuracy: 8...%
+Accuracy: 78.67%
 
 Features, emerging and disappearing
 -----------------------------------
