@@ -377,9 +377,7 @@ class OnlineLearner:
         if isinstance(first, torch.nn.BatchNorm1d):  # the input becomes u * s0 / s1 + (m0 - m1) / s1
             scale = np.where(ok, inv1 / np.where(ok, inv0, 1.0), 1.0)  # (d,) s0 / s1
             offset = np.where(ok, (m0 - m1) * inv1, 0.0)  # (d,)
-            if int(first.num_batches_tracked) > 0:  # before its first batch they are not statistics yet
-                _reparametrise(first, torch.from_numpy(scale.astype(np.float32)),
-                               torch.from_numpy(offset.astype(np.float32)))
+            _reparametrise(first, torch.from_numpy(scale.astype(np.float32)), torch.from_numpy(offset.astype(np.float32)))
             return
         ratio = np.where(ok, inv0 / np.where(ok, inv1, 1.0), 1.0)  # (d,) s1 / s0
         shift = np.where(ok, (m1 - m0) * inv0, 0.0)  # (d,) (m1 - m0) / s0
@@ -514,7 +512,8 @@ class OnlineLearner:
 def _reparametrise(bn: torch.nn.BatchNorm1d, scale: torch.Tensor, offset: torch.Tensor) -> None:
     """The input of `bn` becomes ``u * scale + offset`` (d,): move its running statistics to match."""
     bn.running_mean.mul_(scale).add_(offset)
-    bn.running_var.mul_(scale * scale)
+    # (u - mean) / sqrt(var + eps) unchanged: var + eps scales by scale^2 (eps included)
+    bn.running_var.add_(bn.eps).mul_(scale * scale).sub_(bn.eps).clamp_(min=0.0)
 
 
 def _map_tensors(obj, fn):
