@@ -170,7 +170,7 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                      threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
                      alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
                      out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
-                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet, alerts_only=alerts_only)
     if file is None and stream is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a FILE, - for standard input, or --stream sample|circles|synthetic")
