@@ -26,6 +26,7 @@ password, MONITOR_REDIS_PASSWORD in the environment of its ``ray start``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -57,9 +58,9 @@ class ShardWorker:
     """The body of one shard's actor: a ShardConsumer on stream ``stream`` of the Redis at ``url``.
 
     Built lazily (the constructor touches nothing), so a worker can be created while Redis is
-    down. ``fault`` is for tests of crash recovery: {"exit_after_batches": k, "once_key": KEY}
-    ends the process (os._exit) in the middle of a call, after k batches are written, the first
-    time the Redis key KEY can be set.
+    down. ``fault`` is for tests of crash recovery: {"exit_at_batch": k, "once_key": KEY} ends the
+    process (os._exit) in the middle of a call, once the k-th batch of this process is written,
+    the first time the Redis key KEY can be set.
     """
 
     def __init__(self, *, url: str, stream: str, monitor_kwargs: dict, options: dict, checkpoint_every: int,
@@ -76,6 +77,7 @@ class ShardWorker:
         self.fault = fault
         self.consumer = None
         self._memory = None
+        self._batches = 0
 
     def __repr__(self) -> str:
         return f"ShardWorker({self.consumer!r})"
@@ -131,15 +133,16 @@ class ShardWorker:
 
     def _step_with_fault(self, max_batches: int) -> dict:
         r = {"readings": 0, "idle": False, "out": []}
-        for k in range(max_batches):
+        for _ in range(max_batches):
             one = self.consumer.step(1)
             r["readings"] += one["readings"]
             r["out"] += one["out"]
             r["idle"] = one["idle"]
-            if k + 1 == self.fault["exit_after_batches"] and \
+            self._batches += 1
+            if self._batches == self.fault["exit_at_batch"] and \
                     self.consumer.client.set(self.fault["once_key"], 1, nx=True):
                 os._exit(1)  # killed in the middle of a call: records written, nothing returned
-            if one["idle"]:
+            if one["idle"] or self.consumer._due:  # a checkpoint waits for the driver to have these
                 break
         return r
 
@@ -482,8 +485,10 @@ def run_serve(*, url, engine, shards, address, num_cpus, config, threshold, seed
             fh.close()
         raise error(f"cannot write {e.filename}: {e.strerror}")
     outputs = LiveOutputs(len(streams), records=rec_fh, alerts=al_fh)
+    real_stdout = sys.stdout
     if engine == "ray":
         _start_ray(address, num_cpus)  # before our handlers: ray.init installs its own
+        sys.stdout = _RayNotes(notes)  # Ray prints its error messages to stdout, where our records go
     interrupted = False
     summary = None
     with Interrupts() as interrupts:
@@ -502,6 +507,7 @@ def run_serve(*, url, engine, shards, address, num_cpus, config, threshold, seed
         finally:
             for fh in opened:
                 fh.close()
+            sys.stdout = real_stdout
     interrupted = interrupted or interrupts.signum is not None
     summary.update({"seed": seed, "interrupted": interrupted, "records_out": outputs.n_records,
                     "alerts_out": outputs.n_alerts})
@@ -526,6 +532,28 @@ def run_serve(*, url, engine, shards, address, num_cpus, config, threshold, seed
             f"{summary['alerts_written']}  duplicates skipped {summary['duplicates_skipped']}  claimed "
             f"{summary['claimed']}  restarts {summary['restarts']}  lost calls {summary['lost_calls']}\n")
     return 128 + (interrupts.signum or 2) if interrupted else 0
+
+
+class _RayNotes(io.TextIOBase):
+    """Stands for stdout while Ray runs: what Ray prints there (a worker that died, ...) becomes one
+    note line each on stderr, without escape codes, and stays out of the records."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        self.note = note
+        self.buf = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.buf += text
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            line = _ESCAPES.sub("", line).strip()
+            if line:
+                first = line.split(". ")[0]
+                self.note(f"ray: {first[:300]}")
+        return len(text)
 
 
 def _wait_for_streams(client, target, shards, single, wait, error, interrupts, notes) -> list[str]:
