@@ -82,16 +82,17 @@ def alert_ids(events: list[dict], ids: list, entry: np.ndarray, time: np.ndarray
     >>> alert_ids(ev, [b"5-0", b"6-0"], np.array([0, 0, 1]), t, k)
     ['6-0', '5-0']
     """
+    ats = [e.get("closed_at") if e["event"] == "close" else e.get("opened_at") for e in events]
+    wanted = np.array([a for a in ats if a is not None], dtype=np.float64)
+    rows = np.flatnonzero(np.isin(time, wanted)) if len(wanted) else np.empty(0, dtype=np.intp)  # one pass
     out, used = [], {}
-    for e in events:
-        at = e.get("closed_at") if e["event"] == "close" else e.get("opened_at")
+    for e, at in zip(events, ats):
         i = 0
         if e.get("reason") != "evicted" and at is not None:
-            hit = time == at
+            hit = rows[time[rows] == at]
             if key is not None:
-                hit &= key == e["key"]
-            where = np.flatnonzero(hit)
-            i = int(where[0]) if len(where) else 0
+                hit = hit[key[hit] == e["key"]]
+            i = int(hit[0]) if len(hit) else 0
         en = int(entry[i]) if len(entry) else 0
         j = used.get(en, 0)
         used[en] = j + 1
@@ -374,6 +375,7 @@ class ShardConsumer:
         idle = False
         out = []
         for _ in range(max_batches):
+            asked = self.reader.count
             got = self.reader.read()
             if got is None:
                 idle = True
@@ -413,6 +415,8 @@ class ShardConsumer:
                 else:
                     self._due = True
                     break
+            if len(ids) < asked:  # caught up with the producer: hand the outputs over now (latency)
+                break
         if idle and self._unacked:
             if self.defer_save:
                 self._due = True

@@ -260,7 +260,10 @@ class RedisReadings:
         The stream, the consumer group (created at the stream's start if missing) and this
         consumer's name (a stable name per shard: a restarted consumer finds its own pending entries).
     count
-        Entries per XREADGROUP call (one Batch).
+        Entries per XREADGROUP call (one Batch), at most; with packed entries fewer, so that a
+        batch holds about ``target`` readings.
+    target
+        Readings per batch aimed at when entries are packed.
     block_ms
         How long one read waits for new entries.
     after
@@ -276,8 +279,10 @@ class RedisReadings:
     """
 
     def __init__(self, *, client, stream: str, group: str = "monitor", consumer: str = "c0", count: int = 500,
-                 block_ms: int = 100, after: str | None = None, first_line: int = 1) -> None:
+                 block_ms: int = 100, after: str | None = None, first_line: int = 1, target: int = 4096) -> None:
         self.client = client
+        self.max_count = count
+        self.target = target
         self.stream = stream
         self.group = group
         self.consumer = consumer
@@ -335,6 +340,8 @@ class RedisReadings:
         skip += [i for i, f in entries if not f]
         ids, entry, batch = _to_batch(entries, self.first_line)
         self.first_line += len(batch)
+        if ids:  # packed entries: fewer per read, for batches of about `target` readings
+            self.count = max(1, min(self.max_count, self.target * len(ids) // max(1, len(batch))))
         return Read(ids, entry, skip, batch)
 
     def _next_entries(self):
