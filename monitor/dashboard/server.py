@@ -29,7 +29,8 @@ from monitor.dashboard.state import WardState
 
 __all__ = ["DashboardServer"]
 
-STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html",
+          "icon.svg": "image/svg+xml"}
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -177,7 +178,8 @@ class DashboardServer:
         name = request.match_info["name"]
         if name not in STATIC:
             raise web.HTTPNotFound()
-        return web.Response(body=_asset(name), content_type=STATIC[name], charset="utf-8")
+        charset = None if STATIC[name].startswith("image/") else "utf-8"
+        return web.Response(body=_asset(name), content_type=STATIC[name], charset=charset)
 
     async def _api_state(self, request: web.Request) -> web.Response:
         return _json(self.state.state())
