@@ -108,7 +108,10 @@ def open_dashboard(spec: str, *, source: str, quiet: bool):
         address = Address.parse(spec)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--dashboard")
-    from monitor.dashboard.live import Dashboard
+    try:
+        from monitor.dashboard.live import Dashboard
+    except ImportError as e:
+        raise MonitorError(f"--dashboard needs {e.name or 'aiohttp'}: pip install 'monitor[dashboard]'")
     try:
         return Dashboard(address, token=os.environ.get(TOKEN_ENV) or None, source=source,
                          note=None if quiet else sys.stderr).__enter__()

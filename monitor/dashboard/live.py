@@ -98,12 +98,12 @@ class Dashboard:
     def hold(self) -> int:
         """Keep serving until Ctrl-C or SIGTERM; returns the exit status (130 or 143)."""
         from monitor.interrupts import Interrupts
-        if self.note is not None:
-            self.note.write(f"monitor: the stream has ended; the dashboard stays up at {self.url} "
-                            "until Ctrl-C\n")
-            self.note.flush()
         with Interrupts() as stop:
             try:
+                if self.note is not None:  # said once the handlers are in place: a signal may follow at once
+                    self.note.write(f"monitor: the stream has ended; the dashboard stays up at {self.url} "
+                                    "until Ctrl-C\n")
+                    self.note.flush()
                 while True:
                     stop.sleep(3600.0)
             except KeyboardInterrupt:
