@@ -197,6 +197,14 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
+    if file is not None and file.startswith("redis://") and dashboard:
+        from monitor.cli_dashboard import replay_redis_with_dashboard
+        replay_redis_with_dashboard(file, dashboard, dashboard_hold, config=learner_config(
+                         hidden, lr, batch_size, normalise, batchnorm, loss),
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                     alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
     if file is not None and file.startswith("redis://"):
         from monitor.cli_dist import replay_redis
         replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
@@ -308,6 +316,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
 
 
 import monitor.cli_dist  # noqa: E402,F401  registers publish and serve (they use the helpers above)
+import monitor.cli_dashboard  # noqa: E402,F401  registers dashboard
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,14 +95,13 @@ class Dashboard:
         """The stream has ended: the final summary (what --summary-json writes)."""
         self.state.set_summary(summary, final=True)
 
-    def hold(self) -> int:
+    def hold(self, message: str = "the stream has ended; the dashboard stays up at {url} until Ctrl-C") -> int:
         """Keep serving until Ctrl-C or SIGTERM; returns the exit status (130 or 143)."""
         from monitor.interrupts import Interrupts
         with Interrupts() as stop:
             try:
                 if self.note is not None:  # said once the handlers are in place: a signal may follow at once
-                    self.note.write(f"monitor: the stream has ended; the dashboard stays up at {self.url} "
-                                    "until Ctrl-C\n")
+                    self.note.write(f"monitor: {message.format(url=self.url)}\n")
                     self.note.flush()
                 while True:
                     stop.sleep(3600.0)

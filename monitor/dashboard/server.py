@@ -114,7 +114,7 @@ class DashboardServer:
             ready.set()
             try:
                 loop.run_until_complete(self._stopping.wait())
-                loop.run_until_complete(self._runner.cleanup())
+                loop.run_until_complete(self._shutdown())
             finally:
                 loop.close()
 
@@ -141,7 +141,15 @@ class DashboardServer:
         await site.start()
         sock = site._server.sockets[0]  # the port actually bound (port 0: chosen by the system)
         self.port = sock.getsockname()[1]
-        asyncio.get_running_loop().create_task(self._broadcast())
+        self._task = asyncio.get_running_loop().create_task(self._broadcast())
+
+    async def _shutdown(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self._runner.cleanup()
 
     def stop(self) -> None:
         """Close the clients and the listening socket; returns when the thread has ended (or 3 s)."""
@@ -239,8 +247,6 @@ class DashboardServer:
                     q.put_nowait(data)
                 except asyncio.QueueFull:  # a client that does not read: dropped (it reconnects)
                     self._clients.discard(q)
-        for q in list(self._clients):
-            q.put_nowait(None) if not q.full() else None
 
 
 def _json(obj, status: int = 200) -> web.Response:

@@ -166,9 +166,15 @@ class WardState:
 
     def _update_alert(self, e: dict) -> None:
         self.alerts.append(e)
-        k = self._ids.get(SINGLE if e.get("key") is None else e["key"])
+        key = e.get("key")
+        if self.keyed is None:  # an alert before any record (read from Redis, streams apart)
+            self.keyed = key is not None
+            del self._a
+            self._alloc(1)
+        k = self._ids.get(SINGLE if key is None else key)
         if k is None:
-            return
+            k = int(self._key_ids(None if key is None else np.array([key], dtype=object), 1)[0])
+            self._alloc(len(self.names))
         a = self._a
         if e.get("event") == "open":
             a["open"][k], a["opened_at"][k] = True, e.get("opened_at", math.nan)
