@@ -23,8 +23,8 @@ open and since when, and a ring of the last ``ring`` readings for the sparkline.
 [('b', 121.0, True, True), ('a', 62.0, False, False)]
 >>> st.key_detail("b")["series"]["value"]
 [99.0, 120.0, 121.0]
->>> st.tick()["records"][0]["key"], st.tick()["records"]
-('b', [])
+>>> [r["key"] for r in st.tick()["records"]], st.tick()["records"]   # changed keys, once
+(['a', 'b'], [])
 """
 
 from __future__ import annotations
