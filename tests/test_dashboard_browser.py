@@ -182,3 +182,34 @@ def test_the_command_serves_a_20_patient_ward_until_sigterm(driver):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_page_keeps_up_with_1000_keys(driver, dashboard):
+    rng = np.random.default_rng(0)
+    keys = np.array([f"bed{i:04d}" for i in range(1000)], dtype=object)
+
+    def batch(t0: float):
+        from monitor.pipeline import Scored
+        n = 4000  # every key 4 times
+        v = rng.normal(75, 10, n)
+        p = 1 / (1 + np.exp(-(v - 91)))
+        return Scored(time=t0 + np.arange(n) / 1000, x=v[:, None], label=(v > 91).astype(float), p=p,
+                      flag=p > 0.5, line=np.arange(n), key=np.tile(keys, 4))
+
+    for i in range(30):
+        dashboard.state.update(batch(4.0 * i))
+    start = time.monotonic()
+    open_page(driver, dashboard.url)
+    assert wait_for(lambda: len(tiles(driver)) == 1000, timeout=20)
+    first = time.monotonic() - start
+    for i in range(30, 60):  # every key changes at every tick for ~6 s
+        dashboard.state.update(batch(4.0 * i))
+        time.sleep(0.2)
+    assert wait_for(lambda: driver.find_element("id", "f-readings").text == f"{60 * 4000:,}")
+    stats = driver.execute_script("return window.monitorStats")
+    assert stats["events"] >= 10
+    mean = stats["handlerMs"] / stats["events"]
+    print(f"1,000 tiles in {first:.2f} s; {stats['events']} events, {mean:.1f} ms each on average, "
+          f"{stats['maxMs']:.0f} ms at most")
+    assert first < 10 and mean < 100  # a tick every 250 ms leaves the page most of its time
+    assert severe(driver) == []

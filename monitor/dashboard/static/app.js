@@ -8,6 +8,7 @@
   const withToken = (path) => (token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path);
   const $ = (id) => document.getElementById(id);
 
+  const TILE_W = 200, TILE_H = 40;  // a sparkline's drawing size (CSS scales it to the tile)
   const RING = 240;          // points kept per tile (the server's ring holds as many)
   const SINGLE_RING = 3000;  // points of an unkeyed stream's one chart
   const keys = new Map();    // key -> {row, series: {time, value, flag}, tile, dirty}
@@ -15,6 +16,8 @@
   let keyed = null;
   let alertsSeen = 0;
   let order = "";
+  let orderDirty = false;
+  const stats = window.monitorStats = { events: 0, handlerMs: 0, maxMs: 0 };  // time spent on /events
   let visible = new Set();
   let frame = 0;
   let detailKey = undefined;
@@ -22,7 +25,12 @@
   const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const e of entries) {
       const k = e.target.dataset.k;
-      if (e.isIntersecting) { visible.add(k); markDirty(k); } else { visible.delete(k); }
+      if (e.isIntersecting) {
+        visible.add(k);
+        const en = keys.get(k);
+        if (en && en.stale) { en.stale = false; updateTile(k, en); }
+        markDirty(k);
+      } else { visible.delete(k); }
     }
   }) : null;
 
@@ -51,8 +59,10 @@
 
   // ---------------------------------------------------------------- drawing
   function draw(canvas, series, opts) {
+    // Big charts follow their box; a tile's canvas keeps its own size (reading a box's size after
+    // the tiles' text changed would lay out all of them again, 1,000 tiles at every tick).
     const dpr = window.devicePixelRatio || 1;
-    const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+    const w = opts.axes ? (canvas.clientWidth || canvas.width) : TILE_W, h = opts.axes ? (canvas.clientHeight || canvas.height) : TILE_H;
     if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
     const ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -116,7 +126,7 @@
     const sub = el("div", "sub");
     sub.append(el("span", "p", "p -"), el("span", "badge", ""));
     const canvas = el("canvas");
-    canvas.width = 180; canvas.height = 40;
+    canvas.width = TILE_W; canvas.height = TILE_H;
     tile.append(top, sub, canvas);
     tile.addEventListener("click", () => openDetail(k));
     tile.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openDetail(k); });
@@ -132,6 +142,7 @@
     t.querySelector(".p").textContent = "p " + fmt(r.p_abnormal, 2);
     t.querySelector(".badge").textContent = r.alert ? "ALERT " + (r.opened_at !== null ? fmtSpan(r.time - r.opened_at) : "") : "";
     t.classList.toggle("alert", !!r.alert);
+    e.alertShown = !!r.alert;
   }
   function markDirty(k) {
     const e = keys.get(k);
@@ -183,13 +194,18 @@
     for (const r of rows) {
       const k = r.key === null ? "" : String(r.key);
       const e = entry(k);
+      if (!e.row || e.row.alert !== r.alert || e.row.opened_at !== r.opened_at) orderDirty = true;
       e.row = r;
       if (r.points) appendPoints(e, r.points, keyed ? RING : SINGLE_RING);
-      if (keyed) updateTile(k, e);
+      if (keyed) {
+        if (!e.tile || !observer || visible.has(k) || r.alert || e.alertShown) updateTile(k, e);
+        else e.stale = true;  // out of view: its text is set when it scrolls into view
+      }
       e.dirty = true;
       if (detailKey === k) refreshDetailNow(r);
     }
-    if (keyed) reorder();
+    if (keyed && orderDirty) reorder();  // the order changes only with alerts and new keys
+    orderDirty = false;
     schedule();
   }
 
@@ -282,10 +298,13 @@
       addAlert(JSON.parse(ev.data));
     });
     es.addEventListener("records", (ev) => {
+      const t0 = performance.now();
       const t = JSON.parse(ev.data);
       if (keyed === null && t.records.length) setKeyed(t.records[0].key !== null);
       applyFigures(t.figures, t.summary);
       applyRows(t.records);
+      const ms = performance.now() - t0;
+      stats.events += 1; stats.handlerMs += ms; stats.maxMs = Math.max(stats.maxMs, ms);
     });
   }
   load().then((ok) => { if (ok) listen(); }).catch(() => setStatus("down", "no connection"));
