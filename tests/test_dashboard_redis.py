@@ -170,3 +170,25 @@ def test_serve_with_2_ray_shards_and_a_dashboard(url, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_replay_of_a_redis_stream_with_a_dashboard(url, tmp_path):
+    from monitor.cli import main
+    r = CliRunner().invoke(main, ["publish", "--stream", "ward", "--patients", "5", "--n", "10", url, "-q"])
+    assert r.exit_code == 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", url, "--until-idle",
+                             "--dashboard", "127.0.0.1:0", "--summary-json", str(tmp_path / "s.json")],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+    try:
+        u = lines_until(proc, "stays up")
+        state = get_json(u + "api/state")
+        assert state["readings"] == 5 * 10 * 12 == json.load(open(tmp_path / "s.json"))["processed"]
+        assert sorted(k["key"] for k in state["keys"]) == [f"P{i:03d}" for i in range(5)]
+        assert int(metric(u)["monitor_readings_total"]) == 600
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

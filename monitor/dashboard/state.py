@@ -271,8 +271,8 @@ class WardState:
             self._dirty[:] = False
             alerts = list(enumerate(self.alerts[self._alerts_sent:], start=self._alerts_sent))
             self._alerts_sent = len(self.alerts)
-            return {"records": records, "alerts": alerts, "figures": self._figures(),
-                    "summary": dict(self.summary)}
+            summary = {k: v for k, v in self.summary.items() if k != "keys"}  # (the per-key table: in /api/state)
+            return {"records": records, "alerts": alerts, "figures": self._figures(), "summary": summary}
 
     def metrics_text(self) -> str:
         """GET /metrics: the Prometheus text exposition format."""
