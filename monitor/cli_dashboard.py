@@ -15,33 +15,33 @@ from monitor.cli import CONTEXT, MonitorError, main, open_dashboard
 __all__ = ["dashboard", "run_with_redis_dashboard", "replay_redis_with_dashboard"]
 
 
-def _redis_feed(dash, url: str, streams: list[str] | None, *, shards: int | None = None):
-    """Connect a RedisFeed for url (its own client) to the dashboard and start it."""
+def _redis_feed(dash, url: str, shards: int | None):
+    """Connect a RedisFeed for url (its own client) to the dashboard and start it; shards None:
+    the shards whose records streams exist."""
     from monitor.dashboard.redis_feed import RedisFeed, find_shards
     from monitor.redis_io import connect_or_fail
     from streams.redis_stream import shard_streams
 
     target, client = connect_or_fail(url, MonitorError)
-    if streams is None:
-        streams = shard_streams(target.stream, shards) if shards else find_shards(client, target.stream)
-        if not streams:
-            raise MonitorError(f"no records stream for {target.stream} at {target.host}:{target.port} "
-                               f"({target.stream}:records, or {target.stream}:0:records for shards): "
-                               "start monitor serve first, or give --shards N to wait for them")
+    streams = shard_streams(target.stream, shards) if shards else find_shards(client, target.stream)
+    if not streams:
+        raise MonitorError(f"no records stream for {target.stream} at {target.host}:{target.port} "
+                           f"({target.stream}:records, or {target.stream}:0:records for shards): "
+                           "start monitor serve first, or give --shards N to wait for them")
     dash.state.source = f"redis://{target.host}:{target.port}/{target.stream}"
     return RedisFeed(client, streams, dash.state).start()
 
 
-def run_with_redis_dashboard(spec: str, url: str, *, streams: list[str], quiet: bool, hold: bool,
+def run_with_redis_dashboard(spec: str, url: str, *, shards: int, quiet: bool, hold: bool,
                              run: Callable[[], int]) -> int:
-    """Serve a dashboard of the output streams of ``streams`` while ``run()`` works; then hold.
+    """Serve a dashboard of the output streams of url's ``shards`` while ``run()`` works; then hold.
 
     Returns run()'s exit status, or 130/143 when the page was held and stopped by a signal.
     """
     dash = open_dashboard(spec, source=url, quiet=quiet)
     feed = None
     try:
-        feed = _redis_feed(dash, url, streams)
+        feed = _redis_feed(dash, url, shards)
         code = run()
         feed.catch_up()
         dash.state.set_summary(feed.summary(), final=True)
@@ -58,15 +58,9 @@ def replay_redis_with_dashboard(url: str, spec: str, hold: bool, **kwargs) -> No
     """`monitor replay redis://... --dashboard`: the replay, its output streams on the page."""
     from monitor.commands import _configure_torch
     from monitor.redis_io import run_redis_replay
-    from streams import SourceError
-    from streams.redis_stream import parse_url
 
-    try:
-        stream = parse_url(url).stream
-    except SourceError as e:
-        raise MonitorError(str(e))
     _configure_torch()
-    sys.exit(run_with_redis_dashboard(spec, url, streams=[stream], quiet=kwargs["quiet"], hold=hold,
+    sys.exit(run_with_redis_dashboard(spec, url, shards=1, quiet=kwargs["quiet"], hold=hold,
                                       run=lambda: run_redis_replay(url=url, error=MonitorError, **kwargs)))
 
 
@@ -96,7 +90,7 @@ def dashboard(url, listen, shards, quiet) -> None:
     dash = open_dashboard(listen, source=url, quiet=quiet)
     feed = None
     try:
-        feed = _redis_feed(dash, url, None, shards=shards)
+        feed = _redis_feed(dash, url, shards)
         code = dash.hold("reading {url} from Redis until Ctrl-C".replace("{url}", url) + " ({url})")
     finally:
         if feed is not None:

@@ -139,9 +139,7 @@ def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, b
 
     if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
         from monitor.cli_dashboard import run_with_redis_dashboard
-        from streams.redis_stream import parse_url, shard_streams
-        streams = shard_streams(parse_url(url).stream, shards) if url.startswith("redis://") else None
-        sys.exit(run_with_redis_dashboard(dashboard, url, streams=streams, quiet=quiet, hold=dashboard_hold, run=run))
+        sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
     sys.exit(run())
 
 
