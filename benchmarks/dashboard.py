@@ -46,9 +46,9 @@ def run(args: list[str], client: bool) -> float:
             if m:
                 threading.Thread(target=_read_events, args=(m.group(1) + "events",), daemon=True).start()
                 break
-    proc.stderr.read()
+    err = proc.stderr.read()
     if proc.wait() != 0:
-        sys.exit(f"monitor {' '.join(args)} failed")
+        sys.exit(f"monitor {' '.join(args)} failed:\n{err}")
     after = os.times()
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
@@ -74,7 +74,7 @@ def main() -> None:
         path = Path(tmp, "ward.csv")
         Ward(patients=args.patients, minutes=args.minutes, seed=args.seed).to_csv(path)
         n = sum(1 for _ in open(path)) - 1
-        plain = [str(path), "--out", os.devnull] + ([] if args.client else ["-q"])
+        plain = ["replay", str(path), "--out", os.devnull] + ([] if args.client else ["-q"])
         dash = plain + ["--dashboard", "127.0.0.1:0", "--no-dashboard-hold"]
         run(plain, False)  # warm-up: file cache, bytecode
         pairs = []

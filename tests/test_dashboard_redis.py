@@ -192,3 +192,26 @@ def test_replay_of_a_redis_stream_with_a_dashboard(url, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_records_in_blocks_are_read_too(url):
+    """A records stream of one entry per batch (fields n and records, newline-separated)."""
+    from monitor.dashboard.redis_feed import RedisFeed, find_shards
+    from monitor.dashboard.state import WardState
+
+    client = client_of(url)
+    stream = url.rsplit("/", 1)[1]
+    rows = [{"time": float(i), "key": f"k{i % 3}", "value": 70.0 + i, "label": 0, "p_abnormal": 0.1, "flag": False}
+            for i in range(10)]
+    text = "\n".join(json.dumps(r) for r in rows)
+    client.xadd(f"{stream}:2:records", {"n": 10, "records": text})
+    client.xadd(f"{stream}:2:alerts", {"key": "k1", "alert": json.dumps({"event": "open", "key": "k1",
+                                                                          "opened_at": 7.0})})
+    client.xadd(f"{stream}:0", {"time": 1.0, "value": 80.0})  # an input stream not served yet
+    assert find_shards(client, stream) == [f"{stream}:0", f"{stream}:2"]
+    state = WardState()
+    feed = RedisFeed(client, [f"{stream}:2"], state)
+    feed.poll(block_ms=0)
+    got = state.state()
+    assert got["readings"] == 10 and [k["key"] for k in got["keys"]] == ["k1", "k0", "k2"]
+    assert got["keys"][0]["alert"] and got["keys"][0]["value"] == 77.0

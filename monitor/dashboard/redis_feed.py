@@ -1,8 +1,8 @@
 """The dashboard of a `monitor serve` (or a `monitor replay redis://...`), read from Redis.
 
 A serve writes, per input stream S (``STREAM`` or ``STREAM:i`` for shard i), the records to
-``S:records`` (field ``record``: the JSON Lines record) and the alert records to ``S:alerts`` (field
-``alert``). `RedisFeed` tails those streams from their start (XREAD, in a background thread), turns
+``S:records`` (field ``record``: one JSON Lines record an entry; or field ``records``: a batch's
+records, newline-separated; both are read) and the alert records to ``S:alerts`` (field ``alert``). `RedisFeed` tails those streams from their start (XREAD, in a background thread), turns
 each read into one `Scored` batch for the dashboard's `WardState`, and reads every shard's consumer
 group for its pending entries (read, not acknowledged) and lag (not yet read).
 
@@ -28,14 +28,16 @@ EPS = 1e-7  # p clipped for the log loss, as the monitor's metrics do
 
 
 def find_shards(client, stream: str) -> list[str]:
-    """The input streams whose output streams exist: ``STREAM`` and/or ``STREAM:i``, sorted."""
+    """The input streams of a serve: ``STREAM`` and/or ``STREAM:i``, found by their own keys or by
+    their records streams, sorted (shards in order)."""
     found = set()
-    for name in client.scan_iter(match=f"{_glob(stream)}:*records", count=1000):
+    for name in client.scan_iter(match=f"{_glob(stream)}*", count=1000):
         name = name.decode() if isinstance(name, bytes) else name
-        base = name[: -len(":records")]
+        base = name[: -len(":records")] if name.endswith(":records") else name
         rest = base[len(stream):]
         if rest == "" or (rest.startswith(":") and rest[1:].isdigit()):
-            found.add(base)
+            if name != base or client.type(name) in (b"stream", "stream"):
+                found.add(base)
     return sorted(found, key=lambda s: (len(s), s))
 
 
@@ -93,8 +95,13 @@ class RedisFeed:
                 continue
             last = entries[-1][0]
             self.last[name] = last.decode() if isinstance(last, bytes) else last
-            if name.endswith(":records"):
-                records += [f.get(b"record", f.get("record")) for _, f in entries]
+            if name.endswith(":records"):  # an entry per reading (field record) or per batch (records)
+                for _, f in entries:
+                    block = f.get(b"records", f.get("records"))
+                    if block is not None:
+                        records += (block.decode() if isinstance(block, bytes) else block).splitlines()
+                    else:
+                        records.append(f.get(b"record", f.get("record")))
             else:
                 alerts += [f.get(b"alert", f.get("alert")) for _, f in entries]
         if time.monotonic() - self._pending_at >= 1.0:  # (before the records it may cover are shown)
