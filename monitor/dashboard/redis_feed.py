@@ -2,7 +2,8 @@
 
 A serve writes, per input stream S (``STREAM`` or ``STREAM:i`` for shard i), the records to
 ``S:records`` (field ``record``: one JSON Lines record an entry; or field ``records``: a batch's
-records, newline-separated; both are read) and the alert records to ``S:alerts`` (field ``alert``). `RedisFeed` tails those streams from their start (XREAD, in a background thread), turns
+records, newline-separated; both are read) and the alert records to ``S:alerts`` (field
+``alert``). `RedisFeed` tails those streams from their start (XREAD, in a background thread), turns
 each read into one `Scored` batch for the dashboard's `WardState`, and reads every shard's consumer
 group for its pending entries (read, not acknowledged) and lag (not yet read).
 
