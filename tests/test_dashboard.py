@@ -21,7 +21,7 @@ from monitor.dashboard.address import Address
 from monitor.dashboard.live import Dashboard
 from monitor.dashboard.state import WardState
 from monitor.pipeline import Scored
-from tests.conftest import ROOT
+from conftest import ROOT
 
 
 def scored(rng, n: int, keys: list[str], t0: float = 0.0) -> Scored:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from conftest import ROOT
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
@@ -212,4 +212,25 @@ def test_the_page_keeps_up_with_1000_keys(driver, dashboard):
     print(f"1,000 tiles in {first:.2f} s; {stats['events']} events, {mean:.1f} ms each on average, "
           f"{stats['maxMs']:.0f} ms at most")
     assert first < 10 and mean < 100  # a tick every 250 ms leaves the page most of its time
+    assert severe(driver) == []
+
+
+def test_a_stream_without_keys_is_one_large_chart(driver, dashboard):
+    from monitor.pipeline import Monitor
+    from streams import Batch
+
+    mon = Monitor(seed=0)
+    v = 80 + 15 * np.sin(np.arange(600) / 40)
+    dashboard.state.update(mon.process(Batch(time=np.arange(600.0), x=v[:, None], y=np.full(600, np.nan),
+                                             line=np.arange(600))))
+    open_page(driver, dashboard.url)
+    assert wait_for(lambda: driver.find_element("id", "single").is_displayed())
+    assert not driver.find_element("id", "tiles").is_displayed() and tiles(driver) == []
+    assert driver.find_element("id", "f-readings").text == "600"
+    # something was drawn: the chart's pixels are not all blank
+    drawn = driver.execute_script(
+        "const c = document.getElementById('single-chart'); const d = c.getContext('2d')"
+        ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) "
+        "if (d[i]) n++; return n;")
+    assert drawn > 1000
     assert severe(driver) == []

@@ -19,7 +19,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import ROOT
+from conftest import ROOT
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 pytestmark = pytest.mark.skipif(not PORT, reason="no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does)")
