@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
+from monitor.cli import (CONTEXT, FORMATS_IN, MonitorError, _dashboard_option, _model_options, _span,
+                         learner_config, main)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -127,9 +128,11 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--maxlen", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Trim the output streams to about this many entries.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@_dashboard_option
 def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise,
           batchnorm, loss, key_model, max_keys, alert_after, alert_clear, alerts_path, alerts_only, out,
-          records_stream, retry_for, summary_json, until_idle, checkpoint_every, maxlen, quiet) -> None:
+          records_stream, retry_for, summary_json, until_idle, checkpoint_every, maxlen, quiet, dashboard,
+          dashboard_hold) -> None:
     """Run the monitor on the shard streams at URL: one consumer per shard; records to stdout (or
     --out) and alerts to --alerts as they happen, and to the output streams STREAM:i:records and
     STREAM:i:alerts (formats in docs/scaling.md).
@@ -148,17 +151,23 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
     from monitor.redis_io import RedisLost
 
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
-    try:
-        code = run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
+
+    def run() -> int:
+        try:
+            return run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
                          threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
                          alert_after=_span(alert_after, "--alert-after"),
                          alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
                          summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
                          maxlen=maxlen, quiet=quiet, error=MonitorError, alerts_only=alerts_only, wait=wait,
                          records_stream=records_stream, retry_for=retry_for)
-    except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
-        raise click.ClickException(str(e))
-    sys.exit(code)
+        except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
+            raise click.ClickException(str(e))
+
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
+        from monitor.cli_dashboard import run_with_redis_dashboard
+        sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
+    sys.exit(run())
 
 
 main.add_command(publish)
