@@ -139,8 +139,9 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
 
     A shard's consumer acknowledges its input only once the records and the checkpoint covering it
     are written; a consumer that dies is restarted (by Ray) from its checkpoint and takes over its
-    pending entries; records written twice are refused by id. Ray's head, when started here, is
-    local, with 2 CPUs, no dashboard and no usage statistics.
+    pending entries; outputs computed again are written once. A lost Redis is retried for
+    --retry-for seconds (one note), then exit 1. Ray's head, when started here, is local, with 2
+    CPUs, no dashboard and no usage statistics (what listens where: docs/scaling.md).
 
     \b
     Examples:
