@@ -100,11 +100,11 @@ def test_pending_counts_what_no_consumer_has_acknowledged(url, tmp_path):
     from monitor.dashboard.redis_feed import RedisFeed
     from monitor.dashboard.state import WardState
 
-    r = CliRunner().invoke(main, ["publish", "--stream", "synthetic", "--n", "300", url, "-q"])
+    # one entry per reading (--pack 1), so that entries and readings count alike; publish creates the group
+    r = CliRunner().invoke(main, ["publish", "--stream", "synthetic", "--n", "300", url, "--pack", "1", "-q"])
     assert r.exit_code == 0
     client = client_of(url)
     stream = url.rsplit("/", 1)[1]
-    client.xgroup_create(stream, "monitor", id="0")
     client.xreadgroup("monitor", "c0", {stream: ">"}, count=100)  # read, never acknowledged
     feed = RedisFeed(client, [stream], WardState())
     assert feed.pending() == {stream: 300}  # 100 pending + 200 not yet read
