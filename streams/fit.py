@@ -69,7 +69,10 @@ class FitRecords:
         return f"FitRecords({os.fspath(self.path)!r})"
 
     def __iter__(self) -> Iterator[Batch]:
-        import fitdecode
+        try:
+            import fitdecode
+        except ImportError:
+            raise SourceError("reading FIT files needs the fitdecode package: pip install 'monitor[formats]'") from None
 
         name = os.fspath(self.path)
         values: list = []

@@ -179,7 +179,10 @@ class WfdbRecord:
 
 def _wfdb():
     """The wfdb package, imported without the deprecation warnings it sets off in pandas."""
-    return _quiet(__import__, "wfdb")
+    try:
+        return _quiet(__import__, "wfdb")
+    except ImportError:
+        raise SourceError("reading WFDB records needs the wfdb package: pip install 'monitor[formats]'") from None
 
 
 def _quiet(fn, *args, **kwargs):
