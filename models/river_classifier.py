@@ -51,6 +51,19 @@ if typing.TYPE_CHECKING:  # pragma: no cover
 __all__ = ["OnlineMLPClassifier"]
 
 
+class _FreeSlot:
+    """The name of an input slot no feature has claimed yet: no dict holds it as a key."""
+
+    def __reduce__(self):
+        return "_FREE"  # unpickles as the module's one instance
+
+    def __repr__(self) -> str:
+        return "<free slot>"
+
+
+_FREE = _FreeSlot()
+
+
 def _label(y) -> float:
     """One river label as 0.0/1.0; bool and 0/1 only."""
     if isinstance(y, (bool, np.bool_)):
@@ -69,6 +82,27 @@ def _labels(y) -> np.ndarray:
     if a.dtype.kind in "iuf" and np.isin(a, (0, 1)).all():
         return a.astype(np.float64)
     return np.fromiter(map(_label, a.tolist()), np.float64, len(a))
+
+
+def _proba_one(learner: OnlineLearner, row: np.ndarray) -> float:
+    """P(True) of one (1, d) row: the learner's float64 scorer, with matrix products for one row.
+
+    Equal to ``learner.predict_proba_many(row)[0]`` up to rounding (the monitor's scorer sums
+    row-wise so a score never depends on how many rows share a call; one row needs no such care),
+    and a few times cheaper, which matters when river calls it once per sample.
+    """
+    sc = learner._scorer
+    if not all(hasattr(sc, a) for a in ("w1", "b1", "w2", "b2", "bn", "act")):
+        return float(learner.predict_proba_many(row)[0])  # a scorer of another shape
+    if learner._centre is not None and learner._stats_at == learner.normaliser.n_seen_:
+        z = (row[0] - learner._centre) * learner._inv_scale  # (d,) the normaliser's cached statistics
+    else:
+        z = learner._normalised(row)[0]
+    if sc.bn is not None:
+        z = z * sc.bn[0] + sc.bn[1]
+    h = z @ sc.w1 + sc.b1  # (h,)
+    h = np.maximum(h, 0.0) if sc.act == "relu" else np.tanh(h)
+    return 0.5 * (1.0 + math.tanh(0.5 * float(h @ sc.w2 + sc.b2)))
 
 
 class OnlineMLPClassifier(base.MiniBatchClassifier):
@@ -164,6 +198,7 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
                                batchnorm=self.batchnorm, prior=self.prior)
         self.learner_ = OnlineLearner(config, seed=self.seed)
         self.slots_: dict = {}
+        self._names = [_FREE] * d  # slot -> feature name, for reading a dict in slot order
         self.n_ignored_ = 0
         self._sum = np.zeros(d)  # (d,) sum of the values learned for each slot
         self._count = np.zeros(d)  # (d,) how many values were learned for each slot
@@ -175,6 +210,7 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         """
         for name in sorted(names, key=repr):
             if name not in self.slots_ and len(self.slots_) < self.n_slots_:
+                self._names[len(self.slots_)] = name
                 self.slots_[name] = len(self.slots_)
 
     def _rows(self, X: "pd.DataFrame") -> tuple[np.ndarray, np.ndarray]:
@@ -192,11 +228,22 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
 
     def _fill(self, vals: np.ndarray, present: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Missing values replaced by the running mean per row (sums/counts before that row, (n, d))."""
+        if present is None:
+            return vals
         mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         return np.where(present, vals, mean)
 
-    def _row(self, x: dict) -> tuple[np.ndarray, np.ndarray]:
-        """One dict as (1, d) raw values and (1, d) mask of the values present."""
+    def _row(self, x: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        """One dict as (1, d) raw values and (1, d) mask of the values present (None: all are)."""
+        vals = [x.get(name, math.nan) for name in self._names]
+        try:
+            if all(map(math.isfinite, vals)):  # the common case: every slot has a number
+                return np.array([vals], dtype=np.float64), None
+        except TypeError:  # None, or a value float() has to convert
+            pass
+        return self._row_slow(x)
+
+    def _row_slow(self, x: dict) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros((1, self.n_slots_))
         present = np.zeros((1, self.n_slots_), dtype=bool)
         for name, v in x.items():
@@ -227,7 +274,7 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         if not hasattr(self, "learner_"):
             return {False: 1.0 - float(self.prior), True: float(self.prior)}
         vals, present = self._row(x)
-        p = float(self.learner_.predict_proba_many(self._fill(vals, present, self._sum, self._count))[0])
+        p = _proba_one(self.learner_, self._fill(vals, present, self._sum, self._count))
         return {False: 1.0 - p, True: p}
 
     def predict_many(self, X: "pd.DataFrame") -> "pd.Series":
@@ -242,12 +289,14 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
             if not x and self.max_features is None:
                 return  # nothing to size the network by; the reading teaches nothing
             self._build(len(x))
-        self._claim(k for k, v in x.items() if v is not None and v == v)
-        self.n_ignored_ += sum(1 for k, v in x.items() if k not in self.slots_ and v is not None and v == v)
+        if len(self.slots_) < self.n_slots_:
+            self._claim(k for k, v in x.items() if v is not None and v == v)
+        if not x.keys() <= self.slots_.keys():
+            self.n_ignored_ += sum(1 for k, v in x.items() if k not in self.slots_ and v is not None and v == v)
         vals, present = self._row(x)
         self.learner_.learn_many(self._fill(vals, present, self._sum, self._count), np.array([label]))
-        self._sum = self._sum + vals[0]
-        self._count = self._count + present[0]
+        self._sum += vals[0]
+        self._count += 1.0 if present is None else present[0]
 
     def learn_many(self, X: "pd.DataFrame", y: "pd.Series") -> None:
         """Learn the rows of X in order, exactly as ``learn_one`` on each row would."""
