@@ -49,6 +49,7 @@ __all__ = ["WfdbRecord", "HR_NAMES", "looks_like_header", "header_path"]
 
 HR_NAMES = ("hr", "heart rate", "heartrate", "heart_rate", "pulse")  # picked in this order, any case
 _FMT = re.compile(rb"^\d+(x\d+)?(:\d+)?(\+\d+)?$")  # a signal line's format field: 16, 212, 16x4:0+24
+_NUMBER = re.compile(rb"[-+.\deE]+")  # a signal line starts with a file name, never a number
 
 
 def header_path(path: str | os.PathLike) -> str:
@@ -66,20 +67,18 @@ def looks_like_header(head: bytes) -> bool:
 
     >>> looks_like_header(b"100 2 360 650000\\n100.dat 212 200 11 1024 995 -22131 0 MLII\\n")
     True
-    >>> looks_like_header(b"t,hr\\n0,80\\n"), looks_like_header(b"80\\n81\\n")
-    (False, False)
+    >>> looks_like_header(b"t,hr\\n0,80\\n"), looks_like_header(b"80\\n81\\n"), looks_like_header(b"1 2 3\\n4 5 6\\n")
+    (False, False, False)
     """
     lines = [ln.split() for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
-    if not lines or b"," in head.splitlines()[0] or len(lines[0]) < 2:
+    if not lines or b"," in lines[0][0] or len(lines[0]) < 2 or not lines[0][1].isdigit():
         return False
-    record, nsig = lines[0][0], lines[0][1]
-    if not nsig.isdigit() or re.fullmatch(rb"[-+.\deE]+", record.split(b"/")[0]) and len(lines[0]) == 2:
-        return False  # "80 81": two numbers are a CSV row, not a record line
-    n = int(nsig)
+    n = int(lines[0][1])
     if n == 0:
-        return len(lines) == 1
+        return len(lines) == 1 and len(lines[0]) > 2
     signals = lines[1:1 + n]
-    return bool(signals) and all(len(s) >= 2 and _FMT.match(s[1]) for s in signals)
+    return len(signals) == min(n, len(lines) - 1) > 0 and all(
+        len(s) >= 2 and not _NUMBER.fullmatch(s[0]) and _FMT.match(s[1]) for s in signals)
 
 
 class WfdbRecord:
