@@ -42,7 +42,6 @@ import codecs
 import json
 import math
 import os
-import sys
 from collections import Counter
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -51,6 +50,7 @@ import numpy as np
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import iter_blocks
 from streams.fields import iso_seconds
+from streams.live import read_chunks
 from streams.records import no_readings, to_batch
 
 __all__ = ["FhirObservations", "HEART_RATE_LOINC", "looks_like_fhir"]
@@ -58,7 +58,6 @@ __all__ = ["FhirObservations", "HEART_RATE_LOINC", "looks_like_fhir"]
 HEART_RATE_LOINC = "8867-4"
 _UNITS = {"/min", "{beats}/min", "{beat}/min", "beats/min", "beat/min", "bpm", "1/min", "beats/minute"}
 _MAX_RESOURCE = 1 << 24  # characters one resource may take before a Bundle that does not parse is broken
-_READ = 1 << 16  # bytes read at a time from a live stream
 
 
 def looks_like_fhir(head: bytes) -> bool:
@@ -120,7 +119,7 @@ class FhirObservations:
         self._subjects: set = set()
         self._noted = False
         if self.live:
-            yield from self._ndjson(_live_chunks(self.stream), live=True)
+            yield from self._ndjson(read_chunks(self.stream), live=True)
             return
         name = os.fspath(self.path)
         chunks = iter_blocks(self.path, 1 << 20)
@@ -450,16 +449,3 @@ def _line_blocks(block: bytes, n: int) -> Iterator[bytes]:
     lines = block.split(b"\n")
     for i in range(0, len(lines), n):
         yield b"\n".join(lines[i:i + n])
-
-
-def _live_chunks(stream) -> Iterator[bytes]:
-    stream = sys.stdin.buffer if stream is None else stream
-    try:
-        fd = stream if isinstance(stream, int) else stream.fileno()
-    except (AttributeError, OSError):
-        read = getattr(stream, "read1", stream.read)
-        while chunk := read(_READ):
-            yield chunk
-        return
-    while chunk := os.read(fd, _READ):
-        yield chunk
