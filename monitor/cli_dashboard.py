@@ -57,11 +57,16 @@ def run_with_redis_dashboard(spec: str, url: str, *, shards: int, quiet: bool, h
 def replay_redis_with_dashboard(url: str, spec: str, hold: bool, **kwargs) -> None:
     """`monitor replay redis://... --dashboard`: the replay, its output streams on the page."""
     from monitor.commands import _configure_torch
-    from monitor.redis_io import run_redis_replay
+    from monitor.ray_shards import ServeFailed
+    from monitor.redis_io import RedisLost, run_redis_replay
 
     _configure_torch()
-    sys.exit(run_with_redis_dashboard(spec, url, shards=1, quiet=kwargs["quiet"], hold=hold,
-                                      run=lambda: run_redis_replay(url=url, error=MonitorError, **kwargs)))
+    try:
+        code = run_with_redis_dashboard(spec, url, shards=1, quiet=kwargs["quiet"], hold=hold,
+                                        run=lambda: run_redis_replay(url=url, error=MonitorError, **kwargs))
+    except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1, as without --dashboard
+        raise click.ClickException(str(e))
+    sys.exit(code)
 
 
 @main.command(context_settings=CONTEXT)
