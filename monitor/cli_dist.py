@@ -1,6 +1,6 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
-Registered on the `monitor` group by monitor.cli; the work is in monitor.redis_io and monitor.ray_shards.
+Registered on the `monitor` group by monitor.cli (this module does not import it); the work is in monitor.redis_io and monitor.ray_shards.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
+from monitor.options import CONTEXT, FORMATS_IN, MonitorError, learner_config, model_options, span
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -89,7 +89,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--address", help="Ray cluster to join (ray://... or HOST:PORT); default: start a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True,
               help="CPUs of a local Ray (without --address).")
-@_model_options
+@model_options
 @click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]), default="shared",
               show_default=True, help="As for replay; a shared network is shared by the keys of one shard.")
 @click.option("--max-keys", type=click.IntRange(1), help="Keys kept per shard.")
@@ -128,11 +128,8 @@ def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, b
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
     sys.exit(run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
                        threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                       alert_after=_span(alert_after, "--alert-after"),
-                       alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
+                       alert_after=span(alert_after, "--alert-after"),
+                       alert_clear=span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
                        summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
                        maxlen=maxlen, quiet=quiet, error=MonitorError))
 
-
-main.add_command(publish)
-main.add_command(serve)
