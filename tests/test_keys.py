@@ -7,17 +7,17 @@ import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from models.keyed_normaliser import KeyedNormaliser
 from models.normaliser import RunningNormaliser
 from monitor.alerts import AlertTracker, Span
+from monitor.cli import main
 from monitor.keyed import KeyedMonitor
 from monitor.keytable import KeyTable, TooManyKeys
 from monitor.pipeline import Monitor
 from streams import Batch
 from streams.ward import Ward
-
-from conftest import run_monitor
 
 
 def cuts(rng, n, most=50):
@@ -306,10 +306,11 @@ def test_new_keys_cold_start_with_the_shared_network():
 
 def test_cli_ward_alerts_only_and_file(tmp_path):
     alerts, summary = tmp_path / "alerts.jsonl", tmp_path / "s.json"
-    r = run_monitor("replay", "--stream", "ward", "--patients", "12", "--n", "30", "--alert-after", "12",
-                    "--alert-clear", "1m", "--alerts", str(alerts), "--alerts-only", "--summary-json", str(summary), "-q")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.decode().splitlines()
+    r = CliRunner().invoke(main, ["replay", "--stream", "ward", "--patients", "12", "--n", "30", "--alert-after", "12",
+                                  "--alert-clear", "1m", "--alerts", str(alerts), "--alerts-only", "--summary-json",
+                                  str(summary), "-q"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
     assert lines and alerts.read_text().splitlines() == lines
     recs = [json.loads(ln) for ln in lines]
     assert {e["event"] for e in recs} <= {"open", "close"} and all({"key", "start", "end", "peak", "mean"} <= set(e) for e in recs)
@@ -320,17 +321,17 @@ def test_cli_ward_alerts_only_and_file(tmp_path):
 def test_cli_picks_the_patient_column_and_records_carry_the_key(tmp_path):
     path = tmp_path / "ward.csv"
     Ward(patients=3, minutes=5, seed=1).to_csv(path)
-    r = run_monitor("replay", str(path), "--summary-json", str(tmp_path / "s.json"))
-    assert r.returncode == 0, r.stderr
-    assert "key column 'patient'" in r.stderr.decode()
-    recs = [json.loads(ln) for ln in r.stdout.decode().splitlines()]
+    r = CliRunner().invoke(main, ["replay", str(path), "--summary-json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.stderr
+    assert "key column 'patient'" in r.stderr
+    recs = [json.loads(ln) for ln in r.stdout.splitlines()]
     assert len(recs) == 180 and {rec["key"] for rec in recs} == {"P000", "P001", "P002"}
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["key_model"] == "shared" and sum(k["readings"] for k in s["keys"].values()) == 180
 
 
 def test_cli_bad_alert_span_is_a_one_line_error():
-    r = run_monitor("replay", "--stream", "ward", "--alert-after", "10x")
-    assert r.returncode == 2
-    err = r.stderr.decode().strip().splitlines()
+    r = CliRunner().invoke(main, ["replay", "--stream", "ward", "--alert-after", "10x"])
+    assert r.exit_code == 2
+    err = r.stderr.strip().splitlines()
     assert "--alert-after" in err[-1] and "10x" in err[-1]
