@@ -58,7 +58,7 @@ def key_options(f: Callable) -> Callable:
         click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]),
                      default="shared", show_default=True,
                      help="Keys share one network (fed the reading and its per-key z-score), or each "
-                          "key has its own; shared-z and global are for comparison (see README)."),
+                          "key has its own; shared-z and global are for comparison (see docs/keys.md)."),
         click.option("--max-keys", type=click.IntRange(1),
                      help="Keep at most this many keys; the least recently seen is evicted (counted)."),
         click.option("--patients", type=click.IntRange(1), help="Patients of --stream ward [default: 50]."),
