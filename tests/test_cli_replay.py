@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from streams.sample import sample_path
+from streams.ward import Ward
 
 SUMMARY_KEYS = {"readings", "accuracy", "log_loss", "roc_auc", "precision", "recall", "flags", "tp", "fp", "tn",
                 "fn", "learn", "threshold", "steps", "skipped_steps", "normaliser_skipped", "nan_scores",
@@ -218,3 +219,38 @@ def test_episodes_of_evicted_keys_still_count_in_the_summary(tmp_path):
     # A's one episode opens, closes when A is normal again, and A is evicted later (by C, then B by D)
     assert [(e["key"], e["event"]) for e in events] == [("A", "open"), ("A", "close")]
     assert (s["evicted_keys"], s["keys_held"], s["episodes"]) == (2, 2, 1)
+
+
+# -- keyed streams --------------------------------------------------------------------------------------
+
+def test_cli_ward_alerts_only_and_file(tmp_path):
+    alerts, summary = tmp_path / "alerts.jsonl", tmp_path / "s.json"
+    r = CliRunner().invoke(main, ["replay", "--stream", "ward", "--patients", "12", "--n", "30", "--alert-after", "12",
+                                  "--alert-clear", "1m", "--alerts", str(alerts), "--alerts-only", "--summary-json",
+                                  str(summary), "-q"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and alerts.read_text().splitlines() == lines
+    recs = [json.loads(ln) for ln in lines]
+    assert {e["event"] for e in recs} <= {"open", "close"} and all({"key", "start", "end", "peak", "mean"} <= set(e) for e in recs)
+    s = json.loads(summary.read_text())
+    assert s["alert_after"] == "12" and len(s["keys"]) == 12 and s["episodes"] == sum(e["event"] == "open" for e in recs)
+
+
+def test_cli_picks_the_patient_column_and_records_carry_the_key(tmp_path):
+    path = tmp_path / "ward.csv"
+    Ward(patients=3, minutes=5, seed=1).to_csv(path)
+    r = CliRunner().invoke(main, ["replay", str(path), "--summary-json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.stderr
+    assert "key column 'patient'" in r.stderr
+    recs = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert len(recs) == 180 and {rec["key"] for rec in recs} == {"P000", "P001", "P002"}
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["key_model"] == "shared" and sum(k["readings"] for k in s["keys"].values()) == 180
+
+
+def test_cli_bad_alert_span_is_a_one_line_error():
+    r = CliRunner().invoke(main, ["replay", "--stream", "ward", "--alert-after", "10x"])
+    assert r.exit_code == 2
+    err = r.stderr.strip().splitlines()
+    assert "--alert-after" in err[-1] and "10x" in err[-1]
