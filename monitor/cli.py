@@ -9,9 +9,10 @@ import sys
 import click
 
 from monitor import __version__
+from monitor.cli_dashboard import dashboard as dashboard_command
 from monitor.cli_dist import publish, replay_redis, serve
-from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, key_options, learner_config, model_options,
-                             span)
+from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
+                             model_options, open_dashboard, span)
 
 __all__ = ["main", "MonitorError"]
 
@@ -72,10 +73,12 @@ def main() -> None:
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 @click.option("--until-idle", is_flag=True,
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
+@dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle) -> None:
+           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle, dashboard,
+           dashboard_hold) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -94,6 +97,14 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
+    if file is not None and file.startswith("redis://") and dashboard:
+        from monitor.cli_dashboard import replay_redis_with_dashboard
+        replay_redis_with_dashboard(file, dashboard, dashboard_hold, config=learner_config(
+                         hidden, lr, batch_size, normalise, batchnorm, loss),
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                     alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
+                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
     if file is not None and file.startswith("redis://"):
         replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
                      threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
@@ -115,12 +126,19 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                 alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
                 alerts_path=alerts_path, alerts_only=alerts_only)
     from monitor.commands import run_replay
-    code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
-                      label_column=label_column, format_in=format_in, threshold=threshold, seed=seed, config=config,
-                      fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                      error=MonitorError, rejects_path=rejects_path, strict=strict,
-                      valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, **keys)
+    dash = open_dashboard(dashboard, source=file or stream, quiet=quiet) if dashboard else None
+    try:
+        code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
+                          label_column=label_column, format_in=format_in, threshold=threshold, seed=seed,
+                          config=config, fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
+                          error=MonitorError, rejects_path=rejects_path, strict=strict,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
+                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash, **keys)
+        if dash is not None and dashboard_hold and code not in (130, 143):
+            code = dash.hold()  # the page stays up after a finite stream, until Ctrl-C or SIGTERM
+    finally:
+        if dash is not None:
+            dash.__exit__(None, None, None)
     sys.exit(code)
 
 
@@ -196,8 +214,9 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-main.add_command(publish)  # defined in monitor.cli_dist, which does not import this module
-main.add_command(serve)
+main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli_dashboard, which do not import
+main.add_command(serve)  # this module (their shared helpers are in monitor.options)
+main.add_command(dashboard_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

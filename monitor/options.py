@@ -1,16 +1,20 @@
 """What the `monitor` commands share: context settings, option groups, the user-error type.
 
-A leaf module: it imports only click (heavy imports inside functions), so `monitor.cli` and
-`monitor.cli_dist` can both use it without importing each other.
+A leaf module: it imports only click (heavy imports inside functions), so `monitor.cli`,
+`monitor.cli_dist` and `monitor.cli_dashboard` use it without importing each other.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import os
+import sys
+
 import click
 
-__all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "span", "learner_config"]
+__all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "dashboard_option",
+           "open_dashboard", "span", "learner_config"]
 
 FORMATS_IN = ("csv", "fitbit", "apple-health")  # streams.formats.FORMATS, without importing it
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -74,6 +78,38 @@ def key_options(f: Callable) -> Callable:
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def dashboard_option(f: Callable) -> Callable:
+    """Add --dashboard and --dashboard-hold to a command."""
+    return click.option(
+        "--dashboard", metavar="[HOST:]PORT",
+        help="Serve a live page of the run (per-key tiles, alerts, figures), /api/state, /events and "
+             "/metrics (Prometheus) on 127.0.0.1:PORT (PORT 0: any free port; the URL is said on stderr). "
+             "A HOST that is not loopback needs MONITOR_DASHBOARD_TOKEN set: every request must then "
+             "carry it (Authorization: Bearer TOKEN, or ?token=TOKEN). After a finite stream the page "
+             "stays up until Ctrl-C.")(click.option(
+        "--dashboard-hold/--no-dashboard-hold", default=True, show_default=True,
+        help="With --dashboard: keep the page up after a finite stream (--no-dashboard-hold: exit, "
+             "for scripts and benchmarks).")(f))
+
+
+def open_dashboard(spec: str, *, source: str, quiet: bool):
+    """A started monitor.dashboard.Dashboard for --dashboard SPEC; a one-line error otherwise."""
+    from monitor.dashboard.address import TOKEN_ENV, Address
+    try:
+        address = Address.parse(spec)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--dashboard")
+    try:
+        from monitor.dashboard.live import Dashboard
+    except ImportError as e:
+        raise MonitorError(f"--dashboard needs {e.name or 'aiohttp'}: pip install 'monitor[dashboard]'")
+    try:
+        return Dashboard(address, token=os.environ.get(TOKEN_ENV) or None, source=source,
+                         note=None if quiet else sys.stderr).__enter__()
+    except ValueError as e:
+        raise MonitorError(f"--dashboard {spec}: {e}")
 
 
 def span(text: str, option: str):

@@ -21,15 +21,15 @@ def test_version_matches_pyproject():
 
 
 def test_every_command_is_registered():
-    assert sorted(main.commands) == ["ablate", "info", "publish", "replay", "serve"]
+    assert sorted(main.commands) == ["ablate", "dashboard", "info", "publish", "replay", "serve"]
     res = CliRunner().invoke(main, ["--help"])
     assert res.exit_code == 0
     listed = res.stdout.split("Commands:\n")[1].split()
-    assert [w for w in listed if w in main.commands] == ["ablate", "info", "publish", "replay", "serve"]
+    assert [w for w in listed if w in main.commands] == ["ablate", "dashboard", "info", "publish", "replay", "serve"]
 
 
 def test_help_has_examples():
-    for args in ([], ["replay"], ["info"], ["ablate"], ["publish"], ["serve"]):
+    for args in ([], ["replay"], ["info"], ["ablate"], ["publish"], ["serve"], ["dashboard"]):
         res = CliRunner().invoke(main, [*args, "--help"])
         assert res.exit_code == 0 and "Examples:" in res.stdout and "monitor " in res.stdout, args
     assert CliRunner().invoke(main, ["replay", "-h"]).stdout == CliRunner().invoke(main, ["replay", "--help"]).stdout
