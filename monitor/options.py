@@ -16,7 +16,7 @@ import click
 __all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "dashboard_option",
            "open_dashboard", "span", "learner_config"]
 
-FORMATS_IN = ("csv", "fitbit", "apple-health")  # streams.formats.FORMATS, without importing it
+FORMATS_IN = ("csv", "fitbit", "apple-health", "wfdb", "fhir", "tcx", "fit")  # streams.formats.FORMATS, not imported
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
