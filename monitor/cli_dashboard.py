@@ -1,6 +1,7 @@
 """`monitor dashboard redis://...`, and the dashboard wrapped around a run of replay redis:// or serve.
 
-Registered on the `monitor` group by monitor.cli; the work is in monitor.dashboard.
+Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+in monitor.dashboard.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Callable
 
 import click
 
-from monitor.cli import CONTEXT, MonitorError, main, open_dashboard
+from monitor.options import CONTEXT, MonitorError, open_dashboard
 
 __all__ = ["dashboard", "run_with_redis_dashboard", "replay_redis_with_dashboard"]
 
@@ -69,7 +70,7 @@ def replay_redis_with_dashboard(url: str, spec: str, hold: bool, **kwargs) -> No
     sys.exit(code)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("url")
 @click.option("--listen", default="127.0.0.1:8050", show_default=True, metavar="[HOST:]PORT",
               help="Where the page listens (PORT 0: any free port). A HOST that is not loopback needs "

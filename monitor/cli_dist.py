@@ -1,6 +1,7 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
-Registered on the `monitor` group by monitor.cli; the work is in monitor.redis_io and monitor.ray_shards.
+Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+in monitor.redis_io and monitor.ray_shards.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import sys
 
 import click
 
-from monitor.cli import (CONTEXT, FORMATS_IN, MonitorError, _dashboard_option, _model_options, _span,
-                         learner_config, main)
+from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
+                             span)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -105,7 +106,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--address", help="Ray cluster to join (ray://... or HOST:PORT); default: start a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True,
               help="CPUs of a local Ray (without --address).")
-@_model_options
+@model_options
 @click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]), default="shared",
               show_default=True, help="As for replay; a shared network is shared by the keys of one shard.")
 @click.option("--max-keys", type=click.IntRange(1), help="Keys kept per shard.")
@@ -128,7 +129,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--maxlen", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Trim the output streams to about this many entries.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
-@_dashboard_option
+@dashboard_option
 def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise,
           batchnorm, loss, key_model, max_keys, alert_after, alert_clear, alerts_path, alerts_only, out,
           records_stream, retry_for, summary_json, until_idle, checkpoint_every, maxlen, quiet, dashboard,
@@ -157,8 +158,8 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
         try:
             return run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
                          threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                         alert_after=_span(alert_after, "--alert-after"),
-                         alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
+                         alert_after=span(alert_after, "--alert-after"),
+                         alert_clear=span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
                          summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
                          maxlen=maxlen, quiet=quiet, error=MonitorError, alerts_only=alerts_only, wait=wait,
                          records_stream=records_stream, retry_for=retry_for)
@@ -169,7 +170,3 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
         from monitor.cli_dashboard import run_with_redis_dashboard
         sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
     sys.exit(run())
-
-
-main.add_command(publish)
-main.add_command(serve)

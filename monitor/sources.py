@@ -10,9 +10,7 @@ import numpy as np
 
 from streams import Batch
 
-__all__ = ["STREAMS", "SourceChoice", "open_source"]
-
-STREAMS = ("sample", "circles", "synthetic", "ward")
+__all__ = ["SourceChoice", "open_source"]
 
 
 @dataclass
