@@ -1,46 +1,51 @@
-"""Readings/s through Redis Streams and Ray shards, beside the single-process figure, in one run.
+"""Whole-process readings/s through Redis Streams and Ray shards beside one process, and latency.
 
 Run from the project root (needs `pip install '.[dist]'` and redis-server on PATH):
 
-    python benchmarks/distributed.py [--patients 200] [--minutes 60] [--shards 2] [--key-model shared]
-                                     [--seed 0] [--port PORT]
+    python benchmarks/distributed.py [--patients 200] [--minutes 60] [--runs 3] [--rate 1000]
+                                     [--seconds 10] [--port PORT] [--skip-ray] [--latency-only]
 
 Without --port it starts its own redis-server on a free loopback port (no persistence) and stops
-it at the end. The input is a simulated ward (streams.ward.Ward, a reading every 5 s per patient).
-Lines printed:
+it at the end. The input is a simulated ward (streams.ward.Ward, a reading every 5 s per patient),
+published once (`monitor publish`, packed entries) into one stream and into two shard streams.
+Then, in turn (A B C A B C ...: pairing keeps the ratios honest on a machine whose speed drifts),
+each command is timed as a whole process, its start-up included, records written to /dev/null:
 
-    single process   the ward's batches through KeyedMonitor and the JSON Lines formatting, in memory
-    redis publish    `monitor publish` into SHARDS streams (pipelines of 500)
-    redis, 1 process `monitor replay redis://...`: one consumer reads, scores, writes records (XADD)
-    redis + ray      `monitor serve --engine ray --shards SHARDS`: one actor per shard; timed from
-                     creating the actors to the last result (ray.init is not included: shown apart),
-                     then without the actors' start-up (import torch, load the checkpoint)
+    single process   monitor replay --stream ward --patients P --n M --out /dev/null -q
+    1 consumer       monitor replay redis://.../ward1 --until-idle --out /dev/null -q
+    2 ray shards     monitor serve redis://.../ward2 --until-idle --out /dev/null -q   (a local Ray)
 
-and the accuracy and alerts of the Ray run against the single process (the same seed): with
---key-model per-key they must be identical; with a shared network (one per shard) they differ a little.
+(the consumer group, outputs and checkpoints are deleted before each run, so each run reads the
+whole stream). Printed: the median wall time of each, readings/s, and the ratio of each to the
+single process (readings/s over readings/s, run by run, median).
+
+Latency: a producer writes --rate readings/s for --seconds (a packed entry every 10 ms, 50
+patients, the reading's time field = the wall clock at sending) while `monitor replay redis://`
+runs and prints its records on stdout; the latency of a reading is the wall clock when its record
+line is read from that pipe minus its time field (publish -> record out; an alert is written in
+the same batch as the record that opens it). 2,000 warm-up readings of every patient go through
+first, not counted (the consumer's lazy imports, the model's first steps: a one-time stall of
+about a second at start), then every reading counts. Printed: p50, p99,
+max.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.learner import LearnerConfig  # noqa: E402
-from monitor.alerts import Span  # noqa: E402
-from monitor.keyed import KeyedMonitor  # noqa: E402
-from monitor.sinks import JsonlSink  # noqa: E402
-from streams.ward import Ward  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def start_redis() -> tuple[subprocess.Popen, int, str]:
@@ -61,87 +66,140 @@ def start_redis() -> tuple[subprocess.Popen, int, str]:
     return proc, port, tmp
 
 
+def monitor(*args: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
+    return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=stdout, stderr=subprocess.PIPE, env=env)
+
+
+def reset(client, streams: list[str]) -> None:
+    """Delete the consumer group, outputs and checkpoint of each stream: the next run reads it all."""
+    for s in streams:
+        try:
+            client.xgroup_destroy(s, "monitor")
+        except Exception:
+            pass
+        client.delete(f"{s}:records", f"{s}:alerts", f"{s}:state")
+
+
+def timed(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    p = monitor(*args)
+    _, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"failed: monitor {' '.join(args)}\n{err.decode()}")
+    return time.perf_counter() - t0
+
+
+def latency(url: str, client, stream: str, rate: float, seconds: float) -> list[float]:
+    import numpy as np
+
+    from streams.redis_stream import pack_entry
+
+    client.delete(stream, f"{stream}:layout")
+    client.xgroup_create(stream, "monitor", id="0", mkstream=True)  # the stream exists before the consumer
+    proc = monitor("replay", url, "-q", stdout=subprocess.PIPE)
+    lat: list[float] = []
+    keys = [f"P{i:03d}" for i in range(50)]
+    per_tick = max(1, int(rate / 100))
+
+    rng = np.random.default_rng(0)
+
+    def produce() -> None:
+        while not any(c.get("cmd") == "xreadgroup" for c in client.client_list()):  # the consumer reads
+            time.sleep(0.1)
+        # warm-up, not timed: 2,000 readings of every patient through the whole path (lazy imports,
+        # the model's first optimiser steps and replays, a key table entry per patient)
+        w = 2000
+        client.xadd(stream, pack_entry(np.full(w, time.time()), 70 + 5 * rng.standard_normal(w), np.full(w, np.nan),
+                                       [keys[i % len(keys)] for i in range(w)]))
+        while len(got) < w:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        began.append(time.time())
+        start = time.perf_counter()
+        sent = 0
+        while time.perf_counter() - start < seconds:
+            now = time.time()
+            v = 70 + 5 * rng.standard_normal(per_tick)
+            k = [keys[(sent + i) % len(keys)] for i in range(per_tick)]
+            client.xadd(stream, pack_entry(np.full(per_tick, now), v, np.full(per_tick, np.nan), k))
+            sent += per_tick
+            ahead = sent / rate - (time.perf_counter() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    got: list[tuple[float, float]] = []
+    began: list[float] = []
+    t = threading.Thread(target=produce)
+    t.start()
+
+    def consume() -> None:
+        for line in proc.stdout:
+            got.append((time.time(), json.loads(line)["time"]))
+
+    r = threading.Thread(target=consume, daemon=True)
+    r.start()
+    t.join()
+    time.sleep(2.0)  # the last readings come through
+    proc.terminate()
+    proc.wait()
+    if began:
+        lat = [at - sent for at, sent in got if sent >= began[0]]
+    return lat
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=200)
-    ap.add_argument("--minutes", type=float, default=60)
-    ap.add_argument("--shards", type=int, default=2)
-    ap.add_argument("--key-model", default="shared")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=int, default=60)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--port", type=int)
+    ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--latency-only", action="store_true")
     args = ap.parse_args()
 
-    import torch
-    torch.set_num_threads(1)
-    from monitor.ray_shards import _start_ray, serve
-    from monitor.redis_io import ShardConsumer, export
-    from streams.redis_stream import connect, parse_url, publish, shard_streams
-
-    ward = Ward(patients=args.patients, minutes=args.minutes, seed=args.seed)
-    batches = list(ward)
-    n = sum(len(b) for b in batches)
-    kwargs = dict(config=LearnerConfig(), seed=args.seed, model=args.key_model,
-                  alert_after=Span(seconds=60.0), alert_clear=Span(seconds=120.0))
-    print(f"ward: {args.patients} patients, {args.minutes:g} minutes, {n:,} readings; key model {args.key_model}, "
-          f"seed {args.seed}")
-
-    mon = KeyedMonitor(**kwargs)
-    sink = JsonlSink(io.StringIO())
-    alerts1 = []
-    t0 = time.perf_counter()
-    for b in batches:
-        s = mon.process(b)
-        sink.write(s)
-        alerts1.extend(s.alerts)
-    single = time.perf_counter() - t0
-    sum1 = mon.summary()
-    print(f"single process    {n / single:>10,.0f} readings/s  ({single:.2f} s)")
-
-    proc = None
-    tmp = None
+    proc = tmp = None
     if args.port is None:
         proc, port, tmp = start_redis()
     else:
         port = args.port
+    import redis
+    client = redis.Redis(port=port)
+    tag = f"bench-{os.getpid()}"
+    base = f"redis://127.0.0.1:{port}/{tag}"
+    ward = ["--stream", "ward", "--patients", str(args.patients), "--n", str(args.minutes)]
+    n = args.patients * args.minutes * 12
     try:
-        tag = f"bench-{os.getpid()}"
-        url1, urln = f"redis://127.0.0.1:{port}/{tag}-1", f"redis://127.0.0.1:{port}/{tag}-n"
-        client = connect(parse_url(url1))
-        r = publish(client, parse_url(urln).stream, batches, shards=args.shards)
-        print(f"redis publish     {n / r['elapsed_s']:>10,.0f} readings/s  ({r['elapsed_s']:.2f} s, "
-              f"{args.shards} streams)")
-        publish(client, parse_url(url1).stream, batches, shards=1)
-
-        consumer = ShardConsumer(client=client, stream=parse_url(url1).stream, monitor_kwargs=kwargs,
-                                 checkpoint="redis", options={}, checkpoint_every=10_000, block_ms=10)
-        t0 = time.perf_counter()
-        consumer.run(until_idle=True)
-        one = time.perf_counter() - t0
-        print(f"redis, 1 process  {n / one:>10,.0f} readings/s  ({one:.2f} s: read, score, write records, "
-              f"checkpoint + XACK every 10,000)")
-
-        t0 = time.perf_counter()
-        ray = _start_ray(None, 2)
-        init = time.perf_counter() - t0
-        summary = serve(url=urln, shards=args.shards, monitor_kwargs=kwargs, options={}, engine="ray",
-                        checkpoint_every=10_000)
-        el, up = summary["elapsed_s"], summary["startup_s"]
-        print(f"redis + ray       {n / el:>10,.0f} readings/s  ({el:.2f} s, {args.shards} actors on 2 CPUs, "
-              f"actor start-up included; ray.init {init:.1f} s apart)")
-        print(f"  after start-up  {n / (el - up):>10,.0f} readings/s  ({el - up:.2f} s; actors up in {up:.2f} s)")
-        ray.shutdown()
-
-        out = io.StringIO()
-        export(client, shard_streams(parse_url(urln).stream, args.shards), alerts=out)
-        alertsn = [json.loads(x) for x in out.getvalue().splitlines()]
-        per_key = lambda rows: {k: [(a["event"], a["start"]) for a in rows if a["key"] == k]  # noqa: E731
-                                for k in ward.keys()}
-        a1, an = per_key(alerts1), per_key(alertsn)
-        same = sum(a1[k] == an[k] for k in ward.keys())
-        print(f"accuracy          single {sum1['accuracy']:.4f}  ray {summary['accuracy']:.4f}  "
-              f"(difference {100 * (summary['accuracy'] - sum1['accuracy']):+.2f} points)")
-        print(f"alerts            single {len(alerts1)}  ray {len(alertsn)}  patients with identical alerts "
-              f"{same}/{args.patients}")
+        if args.latency_only:
+            args.runs = 0
+        for url, shards in ((f"{base}-1", "1"), (f"{base}-2", "2")):
+            t = timed(["publish", *ward, url, "--shards", shards, "-q"])
+        print(f"ward: {args.patients} patients x {args.minutes} min = {n:,} readings; publish (2 shards, packed, "
+              f"whole process) {t:.2f} s")
+        cmds = {"single process": ["replay", *ward, "--out", os.devnull, "-q"],
+                "1 consumer": ["replay", f"{base}-1", "--until-idle", "--out", os.devnull, "-q"]}
+        if not args.skip_ray:
+            cmds["2 ray shards"] = ["serve", f"{base}-2", "--until-idle", "--out", os.devnull, "-q"]
+        walls: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(args.runs):
+            for name, cmd in cmds.items():
+                reset(client, [f"{tag}-1", f"{tag}-2:0", f"{tag}-2:1"])
+                walls[name].append(timed(cmd))
+        single = walls["single process"]
+        for name, w in walls.items() if args.runs else ():
+            ratio = statistics.median(s / x for s, x in zip(single, w))
+            print(f"{name:<16} {n / statistics.median(w):>9,.0f} readings/s  (median wall {statistics.median(w):.2f} s "
+                  f"of {len(w)}; {ratio:.2f}x the single process)")
+        if "2 ray shards" in walls and args.runs:
+            r = statistics.median(c / x for c, x in zip(walls["1 consumer"], walls["2 ray shards"]))
+            print(f"2 ray shards / 1 consumer: {r:.2f}x")
+        lat = sorted(latency(f"{base}-lat", client, f"{tag}-lat", args.rate, args.seconds))
+        if lat:
+            q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
+            print(f"latency at {args.rate:,.0f} readings/s (publish -> record on the consumer's stdout, "
+                  f"{len(lat):,} readings): p50 {q(0.5):.1f} ms  p99 {q(0.99):.1f} ms  max {lat[-1] * 1000:.1f} ms")
         for name in client.scan_iter(f"{tag}*"):
             client.delete(name)
     finally:

@@ -250,11 +250,6 @@ class AlertTracker:
             self._s[f][k] = 0
         return rec
 
-    def open_episodes(self, key_names: Sequence) -> list[dict]:
-        """Records of the episodes still open (for the summary at the end of a stream)."""
-        return [{"key": key_names[k], "start": float(self._s["start"][k]), "opened_at": float(self._s["opened_at"][k])}
-                for k in np.flatnonzero(self._s["open"]).tolist()]
-
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict:

@@ -93,9 +93,6 @@ class Checkpoint:
     def __repr__(self) -> str:
         return f"Checkpoint({os.fspath(self.path)!r}, saves={self._saves})"
 
-    def exists(self) -> bool:
-        return Path(self.path).exists()
-
     def read(self) -> dict | None:
         """The saved dict, checked for safety and format but not for options; None when missing."""
         import torch

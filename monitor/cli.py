@@ -9,18 +9,12 @@ import sys
 import click
 
 from monitor import __version__
+from monitor.cli_dashboard import dashboard as dashboard_command
+from monitor.cli_dist import publish, replay_redis, serve
+from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
+                             model_options, open_dashboard, span)
 
-FORMATS_IN = ("csv", "fitbit", "apple-health")  # streams.formats.FORMATS, without importing it
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class MonitorError(click.ClickException):
-    """A user error: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def __init__(self, message: str) -> None:  # names from the data may hold control characters
-        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message))
+__all__ = ["main", "MonitorError"]
 
 
 @click.group(context_settings=CONTEXT)
@@ -39,71 +33,6 @@ def main() -> None:
     """
 
 
-def _model_options(f):
-    opts = [
-        click.option("--threshold", type=float, default=91.0, show_default=True,
-                     help="A reading strictly above this many bpm is labelled abnormal."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed for weights and sampling: the same input and seed give identical output."),
-        click.option("--hidden", type=click.IntRange(1), default=16, show_default=True, help="Hidden layer width."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
-                     help="Adam learning rate."),
-        click.option("--batch-size", type=click.IntRange(4), default=256, show_default=True,
-                     help="Largest mini-batch (the first ones are smaller and grow to this)."),
-        click.option("--normalise/--no-normalise", default=True, show_default=True,
-                     help="Running mean/std normalisation of the inputs."),
-        click.option("--batchnorm", type=click.Choice(["renorm", "plain", "none"]), default="renorm",
-                     show_default=True,
-                     help="The network's first layer: BatchRenorm1d (a BatchNorm for streams), plain "
-                          "BatchNorm1d (fails on a stream: see docs/learning.md), or none."),
-        click.option("--loss", type=click.Choice(["bce-logits", "sigmoid-bce"]), default="bce-logits",
-                     show_default=True, help="BCEWithLogitsLoss, or a sigmoid output with BCELoss."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _key_options(f):
-    opts = [
-        click.option("--key", "--key-column", "key_column",
-                     help="Column holding the patient or device id (default: a column named patient, "
-                          "patient_id, subject or device). Each key gets its own normaliser and alerts."),
-        click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]),
-                     default="shared", show_default=True,
-                     help="Keys share one network (fed the reading and its per-key z-score), or each "
-                          "key has its own; shared-z and global are for comparison (see README)."),
-        click.option("--max-keys", type=click.IntRange(1),
-                     help="Keep at most this many keys; the least recently seen is evicted (counted)."),
-        click.option("--patients", type=click.IntRange(1), help="Patients of --stream ward [default: 50]."),
-        click.option("--alert-after", default="1m", show_default=True,
-                     help="An alert opens when a key's flags hold this long: a duration (30s, 10m, 1h) "
-                          "or a number of readings (12)."),
-        click.option("--alert-clear", default="2m", show_default=True,
-                     help="An open alert closes after this long of normal readings (duration or count)."),
-        click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, writable=True),
-                     help="Write alert records (JSON Lines, one on open and one on close) to this file."),
-        click.option("--alerts-only", is_flag=True, help="Print only alert records to stdout."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _span(text: str, option: str):
-    from monitor.alerts import Span
-    try:
-        return Span.parse(text)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=option)
-
-
-def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, batchnorm: str, loss: str):
-    from models.learner import LearnerConfig
-    return LearnerConfig(hidden=hidden, lr=lr, batch_size=batch_size, normalise=normalise,
-                         batchnorm=batchnorm, loss=loss)
-
-
 @main.command(context_settings=CONTEXT)
 @click.argument("file", required=False)
 @click.option("--stream", type=click.Choice(["sample", "circles", "synthetic", "ward"]),
@@ -116,8 +45,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 @click.option("--label-column", help="Column with the data's own 0/1 labels, used instead of --threshold.")
 @click.option("--format-in", type=click.Choice(FORMATS_IN),
               help="Input format of FILE [default: detected from its first bytes; gzip always detected].")
-@_model_options
-@_key_options
+@model_options
+@key_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]),
               help="Record format [default: table on a terminal, else jsonl].")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write records to this file.")
@@ -144,11 +73,13 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 @click.option("--until-idle", is_flag=True,
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
+@dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle) -> None:
-    """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
+           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle, dashboard,
+           dashboard_hold) -> None:
+    """Replay FILE (CSV, Fitbit JSON, Apple Health XML, WFDB, FHIR, TCX, FIT, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
     terminal (not with --quiet).
@@ -159,6 +90,9 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out flags.jsonl   a file, records to a file
       monitor replay heart_rate-2024-04-01.json a Fitbit export (detected)
       monitor replay export.xml.gz              an Apple Health export, gzipped
+      monitor replay mimic/p000020n.hea         a WFDB record (its HR signal)
+      monitor replay observations.ndjson --alerts-only   FHIR: alerts per patient
+      cat obs.ndjson | monitor replay - --format-in fhir  FHIR NDJSON live, one resource a line
       monitor replay data.txt --format-in csv   no detection
       tail -f hr.log | monitor replay -         a live feed, each flag as it happens
       monitor replay --stream circles           the sanity check: must learn circles
@@ -166,13 +100,20 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
-    if file is not None and file.startswith("redis://"):
-        from monitor.cli_dist import replay_redis
-        replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
+    if file is not None and file.startswith("redis://") and dashboard:
+        from monitor.cli_dashboard import replay_redis_with_dashboard
+        replay_redis_with_dashboard(file, dashboard, dashboard_hold, config=learner_config(
+                         hidden, lr, batch_size, normalise, batchnorm, loss),
                      threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                     alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                     alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
                      out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
                      checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
+    if file is not None and file.startswith("redis://"):
+        replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                     alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
+                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet, alerts_only=alerts_only)
     if file is None and stream is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a FILE, - for standard input, or --stream sample|circles|synthetic")
@@ -185,15 +126,22 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
         raise click.UsageError("--state and --out must be different files")
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
     keys = dict(key_column=key_column, key_model=key_model, max_keys=max_keys, patients=patients,
-                alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
                 alerts_path=alerts_path, alerts_only=alerts_only)
     from monitor.commands import run_replay
-    code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
-                      label_column=label_column, format_in=format_in, threshold=threshold, seed=seed, config=config,
-                      fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                      error=MonitorError, rejects_path=rejects_path, strict=strict,
-                      valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, **keys)
+    dash = open_dashboard(dashboard, source=file or stream, quiet=quiet) if dashboard else None
+    try:
+        code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
+                          label_column=label_column, format_in=format_in, threshold=threshold, seed=seed,
+                          config=config, fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
+                          error=MonitorError, rejects_path=rejects_path, strict=strict,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
+                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash, **keys)
+        if dash is not None and dashboard_hold and code not in (130, 143):
+            code = dash.hold()  # the page stays up after a finite stream, until Ctrl-C or SIGTERM
+    finally:
+        if dash is not None:
+            dash.__exit__(None, None, None)
     sys.exit(code)
 
 
@@ -241,7 +189,7 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format-in", type=click.Choice(FORMATS_IN),
               help="Input format of FILE [default: detected from its first bytes].")
-@click.option("--column", help="Column holding the heart rate (CSV).")
+@click.option("--column", help="Column holding the heart rate (CSV), or the signal (WFDB).")
 @click.option("--time-column", help="Column holding the time (CSV).")
 @click.option("--label-column", help="Column with the data's own 0/1 labels (CSV).")
 @click.option("--threshold", type=float, default=91.0, show_default=True,
@@ -258,6 +206,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
       monitor info hr.csv
       monitor info heart_rate-2024-04-01.json --json
       monitor info export.xml.gz --threshold 100
+      monitor info record.hea --column PULSE
     """
     from monitor.info import describe, format_info
     from streams import SourceError
@@ -270,7 +219,9 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-import monitor.cli_dist  # noqa: E402,F401  registers publish and serve (they use the helpers above)
+main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli_dashboard, which do not import
+main.add_command(serve)  # this module (their shared helpers are in monitor.options)
+main.add_command(dashboard_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
-Registered on the `monitor` group by monitor.cli; the work is in monitor.redis_io and monitor.ray_shards.
+Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+in monitor.redis_io and monitor.ray_shards.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import sys
 
 import click
 
-from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
+from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
+                             span)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -17,10 +19,15 @@ __all__ = ["publish", "serve", "replay_redis"]
 def replay_redis(url: str, **kwargs) -> None:
     """`monitor replay redis://...`: one consumer on one stream (monitor.redis_io.run_redis_replay)."""
     from monitor.commands import _configure_torch
-    from monitor.redis_io import run_redis_replay
+    from monitor.ray_shards import ServeFailed
+    from monitor.redis_io import RedisLost, run_redis_replay
 
     _configure_torch()
-    sys.exit(run_redis_replay(url=url, error=MonitorError, **kwargs))
+    try:
+        code = run_redis_replay(url=url, error=MonitorError, **kwargs)
+    except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
+        raise click.ClickException(str(e))
+    sys.exit(code)
 
 
 @click.command(context_settings=CONTEXT)
@@ -40,13 +47,18 @@ def replay_redis(url: str, **kwargs) -> None:
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Readings per second (0: as fast as possible).")
 @click.option("--maxlen", type=click.IntRange(1), help="Trim each input stream to about this many entries.")
+@click.option("--pack", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="Readings per entry (a packed block, format 1, docs/scaling.md); 1: one entry per reading.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def publish(args, stream, n, patients, seed, column, time_column, label_column, key_column, format_in,
-            shards, rate, maxlen, quiet) -> None:
+            shards, rate, maxlen, pack, quiet) -> None:
     """Write the readings of FILE (or --stream) into Redis Streams at URL, sharded by key.
 
-    Each reading becomes one entry with fields time, value, key (when there is one) and label (when
-    the data has one). The Redis password, if any, is read from MONITOR_REDIS_PASSWORD.
+    Readings go in packed entries of up to --pack readings (format 1: float64 arrays time, value,
+    label and a JSON list of keys; see docs/scaling.md), or one entry per reading with fields time,
+    value, key and label (--pack 1, as any other producer may write them: both are read). The
+    layout (shards, format) is stored in the hash STREAM:layout; a stream published before with
+    another --shards is refused. The Redis password, if any, is read from MONITOR_REDIS_PASSWORD.
 
     \b
     Examples:
@@ -58,7 +70,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 
     from monitor.sources import open_source
     from streams import SourceError
-    from streams.redis_stream import connect, parse_url, publish as publish_batches
+    from streams.redis_stream import LayoutMismatch, connect, parse_url, publish as publish_batches
 
     if len(args) not in (1, 2) or (len(args) == 2) == (stream is not None):
         raise click.UsageError("give FILE or --stream, and the redis://HOST:PORT/STREAM URL")
@@ -69,7 +81,10 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
                              label_column=label_column, key_column=key_column, patients=patients,
                              format_in=format_in, on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)
-        result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen)
+        result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen,
+                                 pack=pack)
+    except LayoutMismatch as e:
+        raise MonitorError(str(e))
     except SourceError as e:
         raise MonitorError(str(e))
     except Exception as e:
@@ -84,21 +99,28 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.argument("url")
 @click.option("--engine", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
               help="ray: one Ray actor per shard; local: every shard in this process, in turn.")
-@click.option("--shards", type=click.IntRange(1), default=1, show_default=True,
-              help="Input streams STREAM:0..N-1 (STREAM for 1), as written by monitor publish --shards N.")
+@click.option("--shards", type=click.IntRange(1),
+              help="Input streams STREAM:0..N-1 (STREAM for 1) [default: as published, stored in STREAM:layout; "
+                   "else 1]; another number than the published one is refused.")
+@click.option("--wait", is_flag=True, help="Wait for the stream to be published (else: an error if it does not exist).")
 @click.option("--address", help="Ray cluster to join (ray://... or HOST:PORT); default: start a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True,
               help="CPUs of a local Ray (without --address).")
-@_model_options
+@model_options
 @click.option("--key-model", type=click.Choice(["shared", "per-key", "shared-z", "global"]), default="shared",
               show_default=True, help="As for replay; a shared network is shared by the keys of one shard.")
 @click.option("--max-keys", type=click.IntRange(1), help="Keys kept per shard.")
 @click.option("--alert-after", default="1m", show_default=True, help="As for replay.")
 @click.option("--alert-clear", default="2m", show_default=True, help="As for replay.")
 @click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, writable=True),
-              help="At the end, copy the alert streams to this JSON Lines file (sorted by time).")
+              help="Write alerts to this JSON Lines file as they happen (flushed per batch).")
+@click.option("--alerts-only", is_flag=True, help="No records on stdout; alerts there unless --alerts.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
-              help="At the end, copy the record streams to this JSON Lines file (shard by shard).")
+              help="Write records to this JSON Lines file as they come (default: stdout), each shard in order.")
+@click.option("--records-stream/--no-records-stream", default=True, show_default=True,
+              help="Write records back to Redis (STREAM:i:records, in blocks); alerts are always written.")
+@click.option("--retry-for", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to keep reconnecting to a lost Redis before giving up (exit 1).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, writable=True),
               help="Write the summary (totals and one entry per shard) as JSON.")
 @click.option("--until-idle", is_flag=True, help="Stop once every input stream is drained.")
@@ -107,32 +129,44 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--maxlen", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Trim the output streams to about this many entries.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
-def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise, batchnorm,
-          loss, key_model, max_keys, alert_after, alert_clear, alerts_path, out, summary_json, until_idle,
-          checkpoint_every, maxlen, quiet) -> None:
-    """Run the monitor on the shard streams at URL: one consumer per shard, records and alerts to
-    the output streams STREAM:i:records and STREAM:i:alerts.
+@dashboard_option
+def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise,
+          batchnorm, loss, key_model, max_keys, alert_after, alert_clear, alerts_path, alerts_only, out,
+          records_stream, retry_for, summary_json, until_idle, checkpoint_every, maxlen, quiet, dashboard,
+          dashboard_hold) -> None:
+    """Run the monitor on the shard streams at URL: one consumer per shard; records to stdout (or
+    --out) and alerts to --alerts as they happen, and to the output streams STREAM:i:records and
+    STREAM:i:alerts (formats in docs/scaling.md).
 
     A shard's consumer acknowledges its input only once the records and the checkpoint covering it
     are written; a consumer that dies is restarted (by Ray) from its checkpoint and takes over its
-    pending entries; records written twice are refused by id. Ray's head, when started here, is
-    local, with 2 CPUs, no dashboard and no usage statistics.
+    pending entries; outputs computed again are written once. A lost Redis is retried for
+    --retry-for seconds (one note), then exit 1. Ray's head, when started here, is local, with 2
+    CPUs, no dashboard and no usage statistics (what listens where: docs/scaling.md).
 
     \b
     Examples:
-      monitor serve redis://127.0.0.1:6379/ward --shards 2 --until-idle --alerts alerts.jsonl
+      monitor serve redis://127.0.0.1:6379/ward --until-idle --alerts-only
       monitor serve redis://10.0.0.5:6379/ward --shards 8 --address 10.0.0.5:6379
     """
-    from monitor.ray_shards import run_serve
+    from monitor.ray_shards import ServeFailed, run_serve
+    from monitor.redis_io import RedisLost
 
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
-    sys.exit(run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
-                       threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                       alert_after=_span(alert_after, "--alert-after"),
-                       alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
-                       summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
-                       maxlen=maxlen, quiet=quiet, error=MonitorError))
 
+    def run() -> int:
+        try:
+            return run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
+                         threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                         alert_after=span(alert_after, "--alert-after"),
+                         alert_clear=span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
+                         summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
+                         maxlen=maxlen, quiet=quiet, error=MonitorError, alerts_only=alerts_only, wait=wait,
+                         records_stream=records_stream, retry_for=retry_for)
+        except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
+            raise click.ClickException(str(e))
 
-main.add_command(publish)
-main.add_command(serve)
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
+        from monitor.cli_dashboard import run_with_redis_dashboard
+        sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
+    sys.exit(run())

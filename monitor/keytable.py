@@ -61,9 +61,6 @@ class KeyTable:
         """A copy of the live key -> id mapping."""
         return dict(self._ids)
 
-    def key_of(self, key_id: int) -> str | None:
-        return self._keys[key_id] if key_id < len(self._keys) else None
-
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """Ids (n,) of the keys of a batch, and the (key, id) pairs evicted to make room.
 

@@ -117,6 +117,7 @@ class Monitor:
         while i < n:
             k = min(learner.room(x[i:], y[i:]), n - i) if self.learn else n - i
             p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
+            self._finalise(p[i:i + k])  # before emitting: what is emitted is what is returned
             if emit is not None:
                 emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p[i:i + k],
                             flag=p[i:i + k] > self.flag_at, line=batch.line[i:i + k],
@@ -128,10 +129,6 @@ class Monitor:
                     self.trace.loss += losses
                     self.trace.loss_at += [learner.n_seen_] * len(losses)
             i += k
-        bad = np.isnan(p)  # no score (inf - inf inside the network, readings near 1e300): say 0.5
-        if bad.any():
-            p[bad] = 0.5
-            self.n_nan_scores += int(bad.sum())
         flag = p > self.flag_at
         start = self.n_scored
         self.n_scored += n
@@ -155,6 +152,14 @@ class Monitor:
         if net is None:
             net = build_network(config.network)
         return describe_network(net, normalise=config.normalise)
+
+    def _finalise(self, p: np.ndarray) -> None:
+        """Replace, in place, scores the network could not give (NaN: inf - inf inside it, readings
+        near 1e300) by 0.5, and count them."""
+        bad = np.isnan(p)
+        if bad.any():
+            p[bad] = 0.5
+            self.n_nan_scores += int(bad.sum())
 
     def summary(self) -> dict:
         """Metrics and learning counters, JSON-ready."""

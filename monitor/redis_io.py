@@ -1,31 +1,42 @@
-"""The monitor on Redis Streams: one shard's consumer loop, its record sink and its checkpoint.
+"""The monitor on Redis Streams: one shard's consumer loop, its outputs and its checkpoint.
 
 A `ShardConsumer` reads one input stream through a consumer group (streams.redis_stream), runs the
-same `KeyedMonitor` as ``monitor replay FILE`` on each batch, and writes what comes out to two output
-streams next to the input: ``STREAM:records`` (one entry per reading, field ``record`` = the JSON
-Lines record ``monitor replay`` would print) and ``STREAM:alerts`` (field ``alert`` = the alert
-record). What is promised, and how:
+same `KeyedMonitor` as ``monitor replay FILE`` on each batch, and writes what comes out to two
+output streams next to the input (the names and formats a dashboard can rely on):
+
+``STREAM:records``
+    one entry per batch, id = the id of the batch's last input entry, fields ``n`` (readings) and
+    ``records`` (n JSON Lines records, the ones ``monitor replay`` prints, ``\n``-separated, in
+    input order). Not written with ``records=False`` (``--no-records-stream``): alerts are what a
+    ward needs back.
+``STREAM:alerts``
+    one entry per alert, fields ``key`` and ``alert`` (the JSON alert record), id
+    ``ms-(seq*65536+j)`` for the j-th alert of input entry ``ms-seq``.
+
+What is promised, and how:
 
 at-least-once delivery
-    An input entry is acknowledged (XACK) only after its record is written and, with a checkpoint,
-    after the checkpoint that covers it is saved. A consumer that dies leaves its entries pending;
-    the next one claims them (XAUTOCLAIM) and processes them again.
-exactly-once effect on records
-    Every output entry gets an explicit, idempotent id: a record the id of its input entry; an
-    alert the id of the reading that opened or closed it (``ms-(seq*1024+j)``). Redis refuses an id
-    at or below the stream's last one, so a record written before a crash and computed again after
-    it is refused, counted as ``duplicates_skipped`` and not written twice. The checkpoint holds the
-    last acknowledged id: pending entries it already covers are acknowledged without processing.
-    The resumed monitor starts from the checkpoint's state, so the records it computes again are
-    the same ones (same state, same readings, same order).
+    An input entry is acknowledged (XACK) only after its outputs are written and the checkpoint
+    covering it is saved. A consumer that dies leaves its entries pending; the next one claims
+    them (XAUTOCLAIM), starts from the checkpoint and processes them again.
+exactly-once effect on outputs
+    Output ids increase with the input. A consumer remembers the last id of each output stream
+    (read once at start) and drops what it computes again at or below it: the entries before a
+    crash are written once. Redis refuses an id at or below a stream's last one, a second guard.
+    The records recomputed are the same (same state, same readings, same order).
+counts
+    processed, written and alert counts are saved in the checkpoint, so a summary after restarts
+    counts every reading once.
 
 The checkpoint (`RedisCheckpoint`) is kept in Redis itself (key ``STREAM:state``), saved together
 with the XACK of the entries it covers in one MULTI/EXEC transaction, so a consumer restarted on
-any host of a cluster finds it; `FileCheckpoint` keeps it in a file (``replay --state FILE``).
+any host of a cluster finds it; `FileCheckpoint` keeps it in a file (``replay --state FILE``);
+`MemoryCheckpoint` in this process (no --state: it survives a lost connection, not a restart).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import sys
@@ -36,10 +47,14 @@ import numpy as np
 
 from monitor.pipeline import Scored
 
-__all__ = ["RecordWriter", "RedisCheckpoint", "FileCheckpoint", "ShardConsumer", "alert_ids", "export",
-           "output_streams", "run_redis_replay"]
+__all__ = ["RecordWriter", "RedisCheckpoint", "FileCheckpoint", "MemoryCheckpoint", "ShardConsumer", "alert_ids",
+           "export", "output_streams", "run_redis_replay", "RedisLost"]
 
-ALERT_SLOTS = 1024  # alert ids per reading: ms-(seq*1024+j); a batch never holds more alerts than this
+ALERT_SLOTS = 65536  # alert ids per input entry: ms-(seq*65536+j)
+
+
+class RedisLost(Exception):
+    """Redis unreachable after the retries, or back without the stream: a runtime failure (exit 1)."""
 
 
 def output_streams(stream: str) -> tuple[str, str]:
@@ -53,54 +68,56 @@ def _split_id(entry_id) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def alert_ids(events: list[dict], ids: list, time: np.ndarray, key: np.ndarray | None) -> list[str]:
+def alert_ids(events: list[dict], ids: list, entry: np.ndarray, time: np.ndarray, key: np.ndarray | None) -> list[str]:
     """An idempotent, increasing id for each alert record of a batch.
 
-    An open or close record belongs to the reading at its key and time (``opened_at``/``closed_at``);
-    a close for an evicted key to the batch's first reading. Reading ``ms-seq`` gives its j-th alert
-    the id ``ms-(seq*1024+j)``: the same alert computed again gets the same id.
+    An open or close record belongs to the reading at its key and time (``opened_at``/``closed_at``),
+    so to that reading's input entry; a close for an evicted key to the batch's first entry. Entry
+    ``ms-seq`` gives its j-th alert the id ``ms-(seq*65536+j)``: the same alert computed again gets
+    the same id.
 
     >>> t = np.array([1.0, 2.0, 3.0])
     >>> k = np.array(["a", "b", "a"], dtype=object)
     >>> ev = [{"event": "open", "key": "a", "opened_at": 3.0}, {"event": "close", "key": "b", "closed_at": 2.0}]
-    >>> alert_ids(ev, [b"5-0", b"5-1", b"6-0"], t, k)
-    ['6-0', '5-1024']
+    >>> alert_ids(ev, [b"5-0", b"6-0"], np.array([0, 0, 1]), t, k)
+    ['6-0', '5-0']
     """
+    ats = [e.get("closed_at") if e["event"] == "close" else e.get("opened_at") for e in events]
+    wanted = np.array([a for a in ats if a is not None], dtype=np.float64)
+    rows = np.flatnonzero(np.isin(time, wanted)) if len(wanted) else np.empty(0, dtype=np.intp)  # one pass
     out, used = [], {}
-    for e in events:
-        at = e.get("closed_at") if e["event"] == "close" else e.get("opened_at")
+    for e, at in zip(events, ats):
         i = 0
         if e.get("reason") != "evicted" and at is not None:
-            hit = time == at
+            hit = rows[time[rows] == at]
             if key is not None:
-                hit &= key == e["key"]
-            where = np.flatnonzero(hit)
-            i = int(where[0]) if len(where) else 0
-        j = used.get(i, 0)
-        used[i] = j + 1
-        ms, seq = _split_id(ids[i])
+                hit = hit[key[hit] == e["key"]]
+            i = int(hit[0]) if len(hit) else 0
+        en = int(entry[i]) if len(entry) else 0
+        j = used.get(en, 0)
+        used[en] = j + 1
+        ms, seq = _split_id(ids[en])
         out.append(f"{ms}-{seq * ALERT_SLOTS + j}")
     return out
 
 
-class RecordWriter:
-    """Writes a batch's records and alerts to the output streams, pipelined, with idempotent ids.
+def _last_id(client, stream: str) -> tuple[int, int]:
+    got = client.xrevrange(stream, count=1)
+    return _split_id(got[0][0]) if got else (0, 0)
 
-    Parameters
-    ----------
-    client
-        redis-py client.
-    stream
-        The input stream; records go to ``STREAM:records``, alerts to ``STREAM:alerts``.
-    maxlen
-        Approximate length the output streams are trimmed to (XADD MAXLEN ~); None: no trimming.
-    records
-        False: write alerts only.
+
+class RecordWriter:
+    """Writes a batch's records (one block) and alerts to the output streams, dropping what is
+    already there (see the module docstring).
 
     Attributes
     ----------
-    written_, duplicates_ : int
-        Entries written, and entries refused because their id was already there (a replayed entry).
+    written_ : int
+        Readings whose records are in the records stream (written now, or found there already).
+    alerts_written_ : int
+        Alerts in the alerts stream (likewise).
+    duplicates_ : int
+        Records and alerts computed again and not written twice (after a restart).
     """
 
     def __init__(self, *, client, stream: str, maxlen: int | None = 1_000_000, records: bool = True) -> None:
@@ -109,38 +126,61 @@ class RecordWriter:
         self.maxlen = maxlen
         self.records = records
         self.written_ = 0
+        self.alerts_written_ = 0
         self.duplicates_ = 0
+        self._last: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     def __repr__(self) -> str:
-        return f"RecordWriter(stream={self.stream!r}, written={self.written_}, duplicates={self.duplicates_})"
+        return (f"RecordWriter(stream={self.stream!r}, records={self.records}, written={self.written_}, "
+                f"alerts={self.alerts_written_}, duplicates={self.duplicates_})")
 
-    def write(self, ids: list, scored: Scored) -> None:
+    def forget(self) -> None:
+        """Read the output streams' last ids again at the next write (after a reconnect)."""
+        self._last = None
+
+    def write(self, ids: list, entry: np.ndarray, scored: Scored, text: str | None,
+              events: list[dict], aids: list[str]) -> None:
+        """Write records ``text`` (JSON Lines of ``scored``, or None) and the alerts with ids ``aids``."""
         import redis
-        from monitor.sinks import JsonlSink
 
         rec_stream, alert_stream = output_streams(self.stream)
+        if self._last is None:
+            self._last = (_last_id(self.client, rec_stream), _last_id(self.client, alert_stream))
+        last_rec, last_alert = self._last
         pipe = self.client.pipeline(transaction=False)
-        if self.records and len(scored):
-            buf = io.StringIO()
-            JsonlSink(buf).write(scored)
-            lines = buf.getvalue().splitlines()
-            keys = None if scored.key is None else list(map(str, scored.key.tolist()))
-            for j, (entry_id, line) in enumerate(zip(ids, lines)):
-                fields = {"record": line} if keys is None else {"key": keys[j], "record": line}
-                pipe.xadd(rec_stream, fields, id=entry_id, maxlen=self.maxlen, approximate=True)
-        events = list(scored.alerts)
-        if events:
-            aids = alert_ids(events, ids, scored.time, scored.key)
-            for aid, e in sorted(zip(aids, events), key=lambda p: _split_id(p[0])):
-                pipe.xadd(alert_stream, {"key": str(e.get("key")), "alert": json.dumps(e)}, id=aid,
-                          maxlen=self.maxlen, approximate=True)
-        for res in pipe.execute(raise_on_error=False):
-            if isinstance(res, redis.ResponseError):
-                if "equal or smaller" not in str(res):
-                    raise res
+        queued = 0
+        n = len(scored)
+        if self.records and n and text is not None:
+            first_new = next((j for j, i in enumerate(ids) if _split_id(i) > last_rec), len(ids))
+            start = int(np.searchsorted(entry, first_new)) if first_new else 0
+            if start < n:
+                block = text if start == 0 else "".join(text.splitlines(keepends=True)[start:])
+                pipe.xadd(rec_stream, {"n": n - start, "records": block}, id=ids[-1], maxlen=self.maxlen,
+                          approximate=True)
+                queued += 1
+                self._last = (_split_id(ids[-1]), last_alert)
+            self.duplicates_ += start
+            self.written_ += n
+        new_alerts = 0
+        for aid, e in sorted(zip(aids, events), key=lambda p: _split_id(p[0])):
+            if _split_id(aid) <= last_alert:
                 self.duplicates_ += 1
-            else:
-                self.written_ += 1
+                continue
+            pipe.xadd(alert_stream, {"key": str(e.get("key")), "alert": json.dumps(e)}, id=aid,
+                      maxlen=self.maxlen, approximate=True)
+            last_alert = _split_id(aid)
+            new_alerts += 1
+        self.alerts_written_ += len(events)
+        if new_alerts:
+            self._last = (self._last[0], last_alert)
+        if queued or new_alerts:
+            for res in pipe.execute(raise_on_error=False):
+                if isinstance(res, redis.ResponseError):
+                    if "equal or smaller" not in str(res):
+                        raise res
+                    self.duplicates_ += 1
+                elif isinstance(res, Exception):
+                    raise res
 
 
 class RedisCheckpoint:
@@ -206,6 +246,28 @@ class FileCheckpoint:
             self.client.xack(self.stream, self.group, *ack)
 
 
+class MemoryCheckpoint:
+    """A checkpoint kept in this process (a deep copy), then the XACK: what a consumer without
+    --state resumes from after a lost connection. A new process starts afresh."""
+
+    def __init__(self, *, client, stream: str, group: str) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.saved: dict | None = None
+
+    def __repr__(self) -> str:
+        return "MemoryCheckpoint()"
+
+    def load(self) -> dict | None:
+        return copy.deepcopy(self.saved)
+
+    def save(self, payload: dict, ack: list) -> None:
+        self.saved = copy.deepcopy(payload)
+        if ack:
+            self.client.xack(self.stream, self.group, *ack)
+
+
 def _check_options(saved: dict, now: dict, where: str) -> None:
     from monitor.checkpoint import CheckpointError
 
@@ -224,12 +286,12 @@ class ShardConsumer:
     client
         redis-py client.
     stream
-        The input stream (one shard).
+        The input stream (one shard); it must exist (StreamMissing otherwise: nothing is created).
     monitor_kwargs
         Arguments of `KeyedMonitor` (config, threshold, seed, model, max_keys, alert_after, ...).
     checkpoint
-        "redis" (key ``STREAM:state``), a file path, or None (no checkpoint: acknowledge as soon as
-        the records are written; a restarted consumer starts with a new model).
+        "redis" (key ``STREAM:state``), a file path, a `MemoryCheckpoint`, or None (a new
+        MemoryCheckpoint).
     options
         What the checkpoint is checked against (the options that shape the run).
     checkpoint_every
@@ -240,41 +302,58 @@ class ShardConsumer:
     maxlen
         Output streams trimmed to about this many entries.
     records
-        False: write alerts only.
+        False: write alerts only to Redis (records still formatted when ``collect`` asks for them).
+    collect
+        "records", "alerts" or None: what `step` hands back to its caller (``out``) for live outputs.
+    defer_save
+        True: a checkpoint that falls due is saved at the start of the next `step`, once the caller
+        has taken the outputs of this one (what a remote caller needs: nothing acknowledged that it
+        has not received).
     """
 
-    def __init__(self, *, client, stream: str, monitor_kwargs: dict, checkpoint: str | None = "redis",
+    def __init__(self, *, client, stream: str, monitor_kwargs: dict, checkpoint="redis",
                  options: dict | None = None, checkpoint_every: int = 5_000, count: int = 500,
                  block_ms: int = 100, maxlen: int | None = 1_000_000, records: bool = True,
-                 group: str = "monitor", consumer: str | None = None) -> None:
+                 group: str = "monitor", consumer: str | None = None, collect: str | None = None,
+                 defer_save: bool = False) -> None:
         from monitor.keyed import KeyedMonitor
         from streams.redis_stream import RedisReadings
 
         self.client = client
         self.stream = stream
         self.checkpoint_every = checkpoint_every
+        self.collect = collect
+        self.defer_save = defer_save
         self.monitor = KeyedMonitor(**monitor_kwargs)
         options = dict(options or {})
         if checkpoint == "redis":
             self.store = RedisCheckpoint(client=client, stream=stream, group=group, options=options)
+        elif isinstance(checkpoint, MemoryCheckpoint):
+            self.store = checkpoint
         elif checkpoint:
             self.store = FileCheckpoint(client=client, stream=stream, group=group, path=checkpoint, options=options)
         else:
-            self.store = None
-        saved = self.store.load() if self.store is not None else None
+            self.store = MemoryCheckpoint(client=client, stream=stream, group=group)
+        saved = self.store.load()
         self.last_id: str | None = None
         self.resumed_ = saved is not None
+        self.writer = RecordWriter(client=client, stream=stream, maxlen=maxlen, records=records)
+        counts = {}
         if saved is not None:
             self.monitor.load_state_dict(saved["monitor"])
             self.last_id = saved["last_id"]
+            counts = saved.get("counts", {})
+        self.processed_ = int(counts.get("processed", self.monitor.n_scored))  # each reading once
+        self.writer.written_ = int(counts.get("written", 0))
+        self.writer.alerts_written_ = int(counts.get("alerts", 0))
+        self.restarts_ = int(counts.get("restarts", 0)) + (saved is not None)
         self.reader = RedisReadings(client=client, stream=stream, group=group, consumer=consumer or f"{stream}:c",
                                     count=count, block_ms=block_ms, after=self.last_id,
                                     first_line=self.monitor.n_scored + 1)
-        self.writer = RecordWriter(client=client, stream=stream, maxlen=maxlen, records=records)
         self.reader.ensure_group()
         self._unacked: list = []
         self._since = 0
-        self.processed_ = 0  # readings processed by this consumer (again after a restart, those pending)
+        self._due = False
         self.skipped_ = 0  # pending entries a checkpoint already covered: acknowledged only
 
     def __repr__(self) -> str:
@@ -282,44 +361,78 @@ class ShardConsumer:
                 f"{self.writer!r}, store={self.store!r})")
 
     def step(self, max_batches: int = 10) -> dict:
-        """Read and process up to ``max_batches`` batches; returns {"readings", "idle"}.
+        """Read and process up to ``max_batches`` batches; returns {"readings", "idle", "out"}.
 
-        ``idle`` is True when a read came back empty (nothing pending, nothing new).
+        ``idle`` is True when a read came back empty (nothing pending, nothing new). ``out`` lists,
+        per batch, {"ids": entry ids, "counts": readings per entry, "records": JSON Lines text or
+        None, "alerts": [(alert id, alert record)]} when ``collect`` (see `LiveOutputs`).
         """
+        from monitor.sinks import JsonlSink
+
+        if self._due:
+            self.save()
         got_readings = 0
         idle = False
+        out = []
         for _ in range(max_batches):
+            asked = self.reader.count
             got = self.reader.read()
             if got is None:
                 idle = True
                 break
-            ids, skip, batch = got
+            ids, entry, skip, batch = got
             if skip:
                 self.skipped_ += len(skip)
                 self.client.xack(self.stream, self.reader.group, *skip)
-            if not len(batch):
+            if not ids:
+                continue
+            if not len(batch):  # entries without a reading: acknowledged with the next checkpoint
+                self._unacked.extend(ids)
                 continue
             scored = self.monitor.process(batch)
-            self.writer.write(ids, scored)
+            text = None
+            if len(scored) and (self.writer.records or self.collect == "records"):
+                buf = io.StringIO()
+                JsonlSink(buf).write(scored)
+                text = buf.getvalue()
+            events = list(scored.alerts)
+            aids = alert_ids(events, ids, entry, scored.time, scored.key) if events else []
+            self.writer.write(ids, entry, scored, text, events, aids)
+            last = ids[-1].decode() if isinstance(ids[-1], bytes) else str(ids[-1])
+            if self.collect:
+                out.append({"ids": [i.decode() if isinstance(i, bytes) else str(i) for i in ids],
+                            "counts": np.bincount(entry, minlength=len(ids)).tolist(),
+                            "records": text if self.collect == "records" else None,
+                            "alerts": list(zip(aids, events))})
             got_readings += len(batch)
             self.processed_ += len(batch)
-            self.last_id = ids[-1].decode() if isinstance(ids[-1], bytes) else str(ids[-1])
-            if self.store is None:
-                self.client.xack(self.stream, self.reader.group, *ids)
-                continue
+            self.last_id = last
             self._unacked.extend(ids)
             self._since += len(batch)
             if self._since >= self.checkpoint_every:
-                self.save()
+                if not self.defer_save:
+                    self.save()
+                else:
+                    self._due = True
+                    break
+            if len(ids) < asked:  # caught up with the producer: hand the outputs over now (latency)
+                break
         if idle and self._unacked:
-            self.save()
-        return {"readings": got_readings, "idle": idle}
+            if self.defer_save:
+                self._due = True
+            else:
+                self.save()
+        return {"readings": got_readings, "idle": idle, "out": out}
 
     def save(self) -> None:
-        """Save the checkpoint and acknowledge every entry it covers."""
-        if self.store is None:
+        """Save the checkpoint and acknowledge every entry it covers (nothing when nothing is new)."""
+        self._due = False
+        if not self._unacked:
             return
-        self.store.save({"monitor": self.monitor.state_dict(), "last_id": self.last_id}, self._unacked)
+        counts = {"processed": self.processed_, "written": self.writer.written_,
+                  "alerts": self.writer.alerts_written_, "restarts": self.restarts_}
+        self.store.save({"monitor": self.monitor.state_dict(), "last_id": self.last_id, "counts": counts},
+                        self._unacked)
         self._unacked = []
         self._since = 0
 
@@ -337,8 +450,9 @@ class ShardConsumer:
     def summary(self) -> dict:
         out = self.monitor.summary()
         out.update({"stream": self.stream, "processed": self.processed_, "written": self.writer.written_,
-                    "duplicates_skipped": self.writer.duplicates_, "claimed": self.reader.claimed_,
-                    "covered_by_checkpoint": self.skipped_, "resumed": self.resumed_})
+                    "alerts_written": self.writer.alerts_written_, "duplicates_skipped": self.writer.duplicates_,
+                    "claimed": self.reader.claimed_, "covered_by_checkpoint": self.skipped_,
+                    "resumed": self.resumed_, "restarts": self.restarts_})
         return out
 
 
@@ -351,8 +465,9 @@ def export(client, streams: list[str], *, out=None, alerts=None) -> dict:
         rec_stream, alert_stream = output_streams(s)
         if out is not None:
             for entries in _scan(client, rec_stream):
-                out.write("".join(f[b"record"].decode() + "\n" for _, f in entries))
-                n_rec += len(entries)
+                for _, f in entries:
+                    out.write(f[b"records"].decode())
+                    n_rec += int(f[b"n"])
         if alerts is not None:
             for entries in _scan(client, alert_stream):
                 alert_rows.extend(json.loads(f[b"alert"]) for _, f in entries)
@@ -373,6 +488,45 @@ def _scan(client, stream: str, count: int = 5000):
             return
         yield entries
         last = entries[-1][0]
+
+
+class LiveOutputs:
+    """Records and alerts written to files as the consumers hand them over, flushed per call.
+
+    Each shard's outputs are written once, in the shard's order, whatever restarts recomputed: what
+    is at or below the last id written for that shard is dropped (see `ShardConsumer.step`).
+    """
+
+    def __init__(self, shards: int, *, records=None, alerts=None) -> None:
+        self.records = records
+        self.alerts = alerts
+        self.last_rec = [(0, 0)] * shards
+        self.last_alert = [(0, 0)] * shards
+        self.n_records = 0
+        self.n_alerts = 0
+
+    def __repr__(self) -> str:
+        return f"LiveOutputs(records={self.n_records}, alerts={self.n_alerts})"
+
+    def write(self, shard: int, items: list[dict]) -> None:
+        for item in items:
+            ids = item["ids"]
+            if self.records is not None and item["records"] is not None:
+                first_new = next((j for j, i in enumerate(ids) if _split_id(i) > self.last_rec[shard]), len(ids))
+                start = sum(item["counts"][:first_new])
+                text = item["records"]
+                if first_new < len(ids):
+                    self.records.write(text if start == 0 else "".join(text.splitlines(keepends=True)[start:]))
+                    self.n_records += sum(item["counts"][first_new:])
+                    self.last_rec[shard] = _split_id(ids[-1])
+            if self.alerts is not None:
+                for aid, e in item["alerts"]:
+                    if _split_id(aid) > self.last_alert[shard]:
+                        self.alerts.write(json.dumps(e) + "\n")
+                        self.last_alert[shard] = _split_id(aid)
+                        self.n_alerts += 1
+        for fh in {id(f): f for f in (self.records, self.alerts) if f is not None}.values():
+            fh.flush()
 
 
 def connect_or_fail(url: str, error):
@@ -396,71 +550,21 @@ def connect_or_fail(url: str, error):
 
 def run_redis_replay(*, url: str, config, threshold: float, seed: int, key_model: str, max_keys, alert_after,
                      alert_clear, out, alerts_path, summary_json, state, checkpoint_every: int, until_idle: bool,
-                     quiet: bool, error, maxlen: int | None = 1_000_000, count: int = 500) -> int:
-    """``monitor replay redis://HOST:PORT/STREAM``: one consumer on one stream; returns the exit status."""
-    from monitor.checkpoint import CheckpointError
-    from monitor.interrupts import Interrupts
-    from monitor.replay import format_summary
+                     quiet: bool, error, alerts_only: bool = False, wait: bool = False, records_stream: bool = True,
+                     retry_for: float = 30.0, maxlen: int | None = 1_000_000, count: int = 500) -> int:
+    """``monitor replay redis://HOST:PORT/STREAM``: one consumer on one stream, in this process,
+    records and alerts written as they come; returns the exit status (see monitor.ray_shards.run_serve)."""
+    from monitor.ray_shards import run_serve
 
-    target, client = connect_or_fail(url, error)
-    kwargs = dict(config=config, threshold=threshold, seed=seed, model=key_model, max_keys=max_keys,
-                  alert_after=alert_after, alert_clear=alert_clear)
-    options = run_options(config, threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                          alert_after=alert_after, alert_clear=alert_clear)
-    start = time.perf_counter()
-    try:
-        consumer = ShardConsumer(client=client, stream=target.stream, monitor_kwargs=kwargs, checkpoint=state,
-                                 options=options, checkpoint_every=checkpoint_every, maxlen=maxlen, count=count)
-    except CheckpointError as e:
-        raise error(str(e))
-    interrupted = False
-    with Interrupts() as interrupts:
-        try:
-            while True:
-                with interrupts.critical():  # a signal stops the loop between steps, at a consistent point
-                    r = consumer.step()
-                if until_idle and r["idle"] and consumer.drained():
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        with interrupts.critical():
-            consumer.save()
-    summary = consumer.summary()
-    _finish(summary, start, interrupted)
-    _write_exports(client, [target.stream], out, alerts_path, error)
-    if summary_json:
-        with open(summary_json, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
-            fh.write("\n")
-    if not quiet:
-        sys.stderr.write(format_summary(summary) + _redis_lines(summary))
-    return 128 + (interrupts.signum or 2) if interrupted else 0
+    return run_serve(url=url, engine="local", shards=None, address=None, num_cpus=1, config=config,
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys, alert_after=alert_after,
+                     alert_clear=alert_clear, alerts_path=alerts_path, out=out, summary_json=summary_json,
+                     until_idle=until_idle, checkpoint_every=checkpoint_every, maxlen=maxlen, quiet=quiet,
+                     error=error, alerts_only=alerts_only, wait=wait, records_stream=records_stream,
+                     retry_for=retry_for, state=state, single=True, count=count)
 
 
 def run_options(config, **opts) -> dict:
     """The options a Redis checkpoint is checked against (model and alert settings)."""
     model_opts = {k: v for k, v in config.to_dict().items() if k != "n_features"}
     return {**model_opts, **{k: (str(v) if k.startswith("alert") else v) for k, v in opts.items()}}
-
-
-def _finish(summary: dict, start: float, interrupted: bool) -> None:
-    elapsed = time.perf_counter() - start
-    summary.update({"rejected": 0, "header_lines": 0, "interrupted": interrupted, "elapsed_s": round(elapsed, 6),
-                    "readings_per_s": round(summary["processed"] / elapsed, 1) if elapsed > 0 else None})
-
-
-def _redis_lines(s: dict) -> str:
-    return (f"monitor: redis: processed {s['processed']}  written {s['written']}  duplicates skipped "
-            f"{s['duplicates_skipped']}  claimed {s['claimed']}\n")
-
-
-def _write_exports(client, streams: list[str], out, alerts_path, error) -> None:
-    try:
-        if out:
-            with open(out, "w", encoding="utf-8") as fh:
-                export(client, streams, out=fh)
-        if alerts_path:
-            with open(alerts_path, "w", encoding="utf-8") as fh:
-                export(client, streams, alerts=fh)
-    except OSError as e:
-        raise error(f"cannot write {e.filename}: {e.strerror}")

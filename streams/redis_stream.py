@@ -1,9 +1,20 @@
 """Readings in Redis Streams: a consumer-group source, a sharded publisher, and the URL they share.
 
-A reading is one stream entry with the fields ``time``, ``value``, and optionally ``key`` (the
-patient) and ``label`` (0/1). Readings of one patient always go to the same stream: with N shards,
-``monitor publish`` writes key k to ``STREAM:{crc32(k) % N}`` (`shard_of`), so one patient's state
-lives in one consumer. With one shard the stream is ``STREAM`` itself (`shard_streams`).
+Two kinds of entry are read, in any mix:
+
+single reading (any producer)
+    fields ``time``, ``value``, and optionally ``key`` (the patient) and ``label`` (0/1), as text.
+packed block, format 1 (what ``monitor publish`` writes)
+    ``m`` = ``1`` (the format version), ``n`` = the number of readings, ``time``, ``value`` and
+    ``label`` = n little-endian IEEE-754 float64 each (label NaN where unknown; ``label`` may be
+    absent), and ``key`` = the n keys as a JSON array of strings (absent without keys). An entry
+    with an ``m`` this reader does not know is refused with one line (SourceError).
+
+Readings of one patient always go to the same stream: with N shards, ``monitor publish`` writes
+key k to ``STREAM:{crc32(k) % N}`` (`shard_of`), so one patient's state lives in one consumer. With
+one shard the stream is ``STREAM`` itself (`shard_streams`). The layout is stored beside the stream
+at publish, in the hash ``STREAM:layout`` (fields ``shards``, ``format``), so that a consumer can
+follow it or refuse a mismatch (`read_layout`).
 
 `RedisReadings` reads one stream through a consumer group (XREADGROUP, ``count`` entries a call,
 blocking ``block_ms``) and hands over `Batch` objects together with their entry ids. It never
@@ -35,9 +46,48 @@ import numpy as np
 from streams.batch import Batch, SourceError
 
 __all__ = ["RedisTarget", "parse_url", "connect", "shard_of", "shard_streams", "RedisReadings",
-           "publish", "PASSWORD_ENV"]
+           "publish", "PASSWORD_ENV", "StreamMissing", "Read", "LayoutMismatch", "PACK_FORMAT", "pack_entry", "read_layout", "layout_key"]
 
 PASSWORD_ENV = "MONITOR_REDIS_PASSWORD"
+PACK_FORMAT = 1  # the version of the packed entry written by `publish` (field ``m``)
+PACK = 500  # readings per packed entry, at most
+
+
+def layout_key(stream: str) -> str:
+    """The hash that records how ``stream`` was published: ``STREAM:layout``."""
+    return f"{stream}:layout"
+
+
+def read_layout(client, stream: str) -> dict | None:
+    """{"shards": N, "format": F} as stored by `publish`, or None (not published by monitor)."""
+    raw = client.hgetall(layout_key(stream))
+    if not raw:
+        return None
+    d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in raw.items()}
+    return {"shards": int(d.get("shards", 1)), "format": d.get("format", "single")}
+
+
+def pack_entry(time: np.ndarray, value: np.ndarray, label: np.ndarray, key: list[str] | None) -> dict:
+    """The fields of one packed entry (format 1) holding these readings; see the module docstring.
+
+    >>> f = pack_entry(np.array([1.0, 2.0]), np.array([80.0, 95.0]), np.array([np.nan, 1.0]), ["a", "b"])
+    >>> sorted(f), f["n"], f["key"]
+    (['key', 'label', 'm', 'n', 'time', 'value'], 2, '["a", "b"]')
+    >>> ids, entry, b = _to_batch([(b"1-0", {k.encode(): (v if isinstance(v, bytes) else str(v).encode())
+    ...                                for k, v in f.items()})], 1)
+    >>> b.x[:, 0].tolist(), b.key.tolist(), b.y.tolist()[1]
+    ([80.0, 95.0], ['a', 'b'], 1.0)
+    """
+    import json
+
+    fields = {"m": PACK_FORMAT, "n": len(time), "time": np.ascontiguousarray(time, "<f8").tobytes(),
+              "value": np.ascontiguousarray(value, "<f8").tobytes()}
+    if not np.isnan(label).all():
+        fields["label"] = np.ascontiguousarray(label, "<f8").tobytes()
+    if key is not None:
+        fields["key"] = json.dumps(key)
+    return fields
 
 
 class RedisTarget(NamedTuple):
@@ -82,9 +132,14 @@ def connect(target: RedisTarget):
         import redis
     except ImportError:
         raise SourceError("Redis Streams need the redis package: pip install 'monitor[dist]'") from None
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # no silent retries inside redis-py: a lost connection reaches the caller, which notes it and
+    # resumes from its checkpoint (monitor.ray_shards); a retried XADD could otherwise land twice
     return redis.Redis(host=target.host, port=target.port, db=target.db,
                        password=os.environ.get(PASSWORD_ENV) or None, decode_responses=False,
-                       socket_connect_timeout=5)
+                       socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))
 
 
 def shard_of(keys: np.ndarray, shards: int) -> np.ndarray:
@@ -109,14 +164,67 @@ def _id_tuple(entry_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _to_batch(entries: list, first_line: int) -> tuple[list[bytes], Batch]:
-    """XREADGROUP/XAUTOCLAIM entries -> (ids, Batch). Entries without a value field are skipped
-    (their ids are still returned, so they are acknowledged)."""
-    entries = [(i, f) for i, f in entries if f]  # XAUTOCLAIM returns None fields for deleted entries
+def _to_batch(entries: list, first_line: int) -> tuple[list[bytes], np.ndarray, Batch]:
+    """XREADGROUP/XAUTOCLAIM entries -> (ids, entry, Batch), single and packed entries mixed.
+
+    Entries without fields (deleted, as XAUTOCLAIM reports them) are dropped; ``entry[i]`` is the
+    index in ``ids`` of the entry that reading i came from (increasing). Entries without a value field
+    give no reading (they are still acknowledged).
+    """
+    entries = [(i, f) for i, f in entries if f]
     ids = [i for i, _ in entries]
-    fields = [f for _, f in entries]
+    if entries and all(b"m" not in f for _, f in entries):  # single readings only (other producers)
+        batch, entry = _singles(entries, first_line)
+        return ids, entry, batch
+    parts = []
+    for j, (_, f) in enumerate(entries):
+        if b"m" in f:
+            parts.append(_unpack(f, j))
+        else:
+            b, _ = _singles([entries[j]], 0)
+            parts.append((b.time, b.x[:, 0], b.y, b.key, np.full(len(b), j, dtype=np.int64)))
+    n = sum(len(p[0]) for p in parts)
+    if not n:
+        batch, entry = _singles([], first_line)
+        return ids, entry, batch
+    t = np.concatenate([p[0] for p in parts])
+    v = np.concatenate([p[1] for p in parts])
+    y = np.concatenate([p[2] for p in parts])
+    has_key = [p[3] is not None for p in parts if len(p[0])]
+    key = np.concatenate([p[3] for p in parts if len(p[0])]) if all(has_key) else None
+    entry = np.concatenate([p[4] for p in parts])
+    t = np.where(np.isnan(t), np.arange(first_line - 1, first_line - 1 + n, dtype=np.float64), t)
+    batch = Batch(time=t, x=v.reshape(-1, 1), y=y, line=np.arange(first_line, first_line + n, dtype=np.int64),
+                  key=key)
+    return ids, entry, batch
+
+
+def _unpack(f: dict, j: int):
+    import json
+
+    version = f[b"m"]
+    if version != str(PACK_FORMAT).encode():
+        raise SourceError(f"a packed entry of format {version.decode(errors='replace')!r}: this monitor reads "
+                          f"format {PACK_FORMAT} (upgrade it, or publish single readings)")
+    n = int(f[b"n"])
+    try:
+        t = np.frombuffer(f[b"time"], "<f8").astype(np.float64)
+        v = np.frombuffer(f[b"value"], "<f8").astype(np.float64)
+        y = np.frombuffer(f[b"label"], "<f8").astype(np.float64) if b"label" in f else np.full(n, np.nan)
+        key = np.array(json.loads(f[b"key"]), dtype=object) if b"key" in f else None
+    except (ValueError, KeyError) as e:
+        raise SourceError(f"a packed entry that does not decode: {type(e).__name__}: {e}") from None
+    if not (len(t) == len(v) == len(y) == n) or (key is not None and len(key) != n):
+        raise SourceError(f"a packed entry whose arrays do not hold n={n} readings each")
+    return t, v, y, key, np.full(n, j, dtype=np.int64)
+
+
+def _singles(entries: list, first_line: int) -> tuple[Batch, np.ndarray]:
+    """Single-reading entries -> (Batch, the entry index of each reading)."""
+    keep = [j for j, (_, f) in enumerate(entries) if b"value" in f]
+    fields = [entries[j][1] for j in keep]
     n = len(fields)
-    value = np.array([float(f.get(b"value", b"nan")) for f in fields], dtype=np.float64)
+    value = np.array([float(f[b"value"]) for f in fields], dtype=np.float64)
     t = np.array([float(f.get(b"time", b"nan")) for f in fields], dtype=np.float64)
     t = np.where(np.isnan(t), np.arange(first_line - 1, first_line - 1 + n, dtype=np.float64), t)
     has_key = n and b"key" in fields[0]
@@ -124,7 +232,21 @@ def _to_batch(entries: list, first_line: int) -> tuple[list[bytes], Batch]:
     label = np.array([float(f[b"label"]) if b"label" in f else np.nan for f in fields], dtype=np.float64)
     batch = Batch(time=t, x=value.reshape(-1, 1), y=label,
                   line=np.arange(first_line, first_line + n, dtype=np.int64), key=key)
-    return ids, batch
+    return batch, np.array(keep, dtype=np.int64)
+
+
+class StreamMissing(SourceError):
+    """The stream (or its consumer group) is not in Redis: never published, or Redis lost it."""
+
+
+class Read(NamedTuple):
+    """One read: entry ids to process, the entry index of each reading, ids only to acknowledge
+    (covered by a checkpoint, or empty entries), and the readings."""
+
+    ids: list
+    entry: np.ndarray
+    skip: list
+    batch: Batch
 
 
 class RedisReadings:
@@ -138,7 +260,10 @@ class RedisReadings:
         The stream, the consumer group (created at the stream's start if missing) and this
         consumer's name (a stable name per shard: a restarted consumer finds its own pending entries).
     count
-        Entries per XREADGROUP call (one Batch).
+        Entries per XREADGROUP call (one Batch), at most; with packed entries fewer, so that a
+        batch holds about ``target`` readings.
+    target
+        Readings per batch aimed at when entries are packed.
     block_ms
         How long one read waits for new entries.
     after
@@ -154,8 +279,10 @@ class RedisReadings:
     """
 
     def __init__(self, *, client, stream: str, group: str = "monitor", consumer: str = "c0", count: int = 500,
-                 block_ms: int = 100, after: str | None = None, first_line: int = 1) -> None:
+                 block_ms: int = 100, after: str | None = None, first_line: int = 1, target: int = 4096) -> None:
         self.client = client
+        self.max_count = count
+        self.target = target
         self.stream = stream
         self.group = group
         self.consumer = consumer
@@ -172,47 +299,63 @@ class RedisReadings:
                 f"count={self.count}, claimed={self.claimed_})")
 
     def ensure_group(self) -> None:
-        """Create the consumer group (reading from the stream's start) if it does not exist."""
+        """Create the consumer group (reading from the stream's start) if it does not exist.
+
+        The stream must exist (nothing is created in Redis for a stream nobody wrote): StreamMissing.
+        """
         import redis
         try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=False)
         except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
+            if "BUSYGROUP" in str(e):
+                pass
+            elif "requires the key to exist" in str(e):
+                raise StreamMissing(f"stream {self.stream!r} does not exist") from None
+            else:
                 raise
         self._ready = True
 
-    def read(self) -> tuple[list[bytes], list[bytes], Batch] | None:
-        """The next batch: (ids to process, ids only to acknowledge, Batch); None when nothing came.
+    def read(self) -> Read | None:
+        """The next batch as a `Read`; None when nothing came.
 
         Pending entries (claimed with XAUTOCLAIM) come first, then new ones (XREADGROUP ``>``).
+        A stream or group that vanished (a Redis that came back empty) raises StreamMissing.
         """
+        import redis
         if not self._ready:
             self.ensure_group()
-        entries = None
+        try:
+            entries = self._next_entries()
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                raise StreamMissing(f"stream {self.stream!r} or its consumer group {self.group!r} is gone") from None
+            raise
+        if entries is None:
+            return None
+        skip: list[bytes] = []
+        if self.after is not None:
+            limit = _id_tuple(self.after)
+            skip = [i for i, _ in entries if _id_tuple(i) <= limit]
+            entries = [(i, f) for i, f in entries if _id_tuple(i) > limit]
+        skip += [i for i, f in entries if not f]
+        ids, entry, batch = _to_batch(entries, self.first_line)
+        self.first_line += len(batch)
+        if ids:  # packed entries: fewer per read, for batches of about `target` readings
+            self.count = max(1, min(self.max_count, self.target * len(ids) // max(1, len(batch))))
+        return Read(ids, entry, skip, batch)
+
+    def _next_entries(self):
         while self._claim_cursor is not None:
             cursor, claimed, *_ = self.client.xautoclaim(self.stream, self.group, self.consumer,
                                                           min_idle_time=0, start_id=self._claim_cursor,
                                                           count=self.count)
             self._claim_cursor = None if cursor in (b"0-0", "0-0") else cursor
             if claimed:
-                entries = claimed
                 self.claimed_ += len(claimed)
-                break
-        if entries is None:
-            got = self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=self.count,
-                                         block=self.block_ms or None)
-            if not got:
-                return None
-            entries = got[0][1]
-        skip: list[bytes] = []
-        if self.after is not None:
-            limit = _id_tuple(self.after)
-            skip = [i for i, _ in entries if _id_tuple(i) <= limit]
-            entries = [(i, f) for i, f in entries if _id_tuple(i) > limit]
-        ids, batch = _to_batch(entries, self.first_line)
-        skip += [i for i, f in entries if not f]
-        self.first_line += len(batch)
-        return ids, skip, batch
+                return claimed
+        got = self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=self.count,
+                                     block=self.block_ms or None)
+        return got[0][1] if got else None
 
     def drained(self) -> bool:
         """True when the group has delivered every entry and none is pending (nothing left to do)."""
@@ -233,25 +376,54 @@ class RedisReadings:
             got = self.read()
             if got is None:
                 return
-            ids, skip, batch = got
+            ids, _, skip, batch = got
             if len(batch):
                 yield batch
             if ids or skip:
                 self.client.xack(self.stream, self.group, *(ids + skip))
 
 
-def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, rate: float = 0.0,
-            pipeline: int = 500, maxlen: int | None = None, sleep=_time.sleep) -> dict:
-    """Write readings into the shard streams of ``stream``; returns {"readings", "per_shard", "elapsed_s"}.
+class LayoutMismatch(SourceError):
+    """A stream published with another number of shards than asked for."""
 
-    Each reading becomes one entry (time, value, key when the batch has keys, label when known),
-    sent in pipelines of ``pipeline`` entries. ``rate`` > 0 paces to that many readings per second.
-    A stream without keys can only go to one shard.
+
+def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, rate: float = 0.0,
+            pipeline: int = 500, maxlen: int | None = None, pack: int = PACK, sleep=_time.sleep) -> dict:
+    """Write readings into the shard streams of ``stream``; returns {"readings", "entries", "per_shard", ...}.
+
+    ``pack`` > 1: each entry is a packed block (format 1, module docstring) of up to ``pack``
+    readings of one shard, in their order; ``pack`` = 1: one entry per reading (fields time, value,
+    key when the batch has keys, label when known), in pipelines of ``pipeline`` entries. ``rate`` >
+    0 paces to that many readings per second, in steps of 10 ms (so a block never holds back a
+    reading longer than that). The layout (shards, format) is stored in ``STREAM:layout``; a
+    stream already published with another number of shards is refused (LayoutMismatch). A stream
+    without keys can only go to one shard.
     """
     names = shard_streams(stream, shards)
+    fmt = f"packed/{PACK_FORMAT}" if pack > 1 else "single"
+    known = read_layout(client, stream)
+    if known is not None and known["shards"] != shards:
+        raise LayoutMismatch(f"{stream!r} was published with --shards {known['shards']}: publish with --shards "
+                             f"{known['shards']}, or to another stream")
+    client.hset(layout_key(stream), mapping={"shards": shards, "format": fmt, "pack_format": PACK_FORMAT})
+    for name in names:  # every shard stream exists, even one that no key falls into (with its group)
+        try:
+            client.xgroup_create(name, "monitor", id="0", mkstream=True)
+        except Exception as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+    if rate > 0:
+        pack = max(1, min(pack, int(rate / 100)))
     sent = np.zeros(shards, dtype=np.int64)
     start = _time.perf_counter()
-    total = 0
+    total = entries = 0
+
+    def pace(done: int) -> None:
+        if rate > 0:
+            ahead = done / rate - (_time.perf_counter() - start)
+            if ahead > 0:
+                sleep(ahead)
+
     for batch in batches:
         n = len(batch)
         if not n:
@@ -259,26 +431,45 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
         if batch.key is None and shards > 1:
             raise SourceError("readings without a key cannot be sharded: give --shards 1, or a key column")
         shard = shard_of(batch.key, shards) if batch.key is not None else np.zeros(n, dtype=np.intp)
-        times = list(map(repr, batch.time.tolist()))
-        values = list(map(repr, batch.x[:, 0].tolist()))
-        keys = None if batch.key is None else list(map(str, batch.key.tolist()))
-        labels = batch.y.tolist()
-        shard_l = shard.tolist()
-        for a in range(0, n, pipeline):
+        step = pack * len(names) if pack > 1 else pipeline
+        if rate > 0:
+            step = max(1, int(rate / 100))  # 10 ms of readings per round trip
+        for a in range(0, n, step):
+            b = min(n, a + step)
             pipe = client.pipeline(transaction=False)
-            for i in range(a, min(n, a + pipeline)):
-                fields = {"time": times[i], "value": values[i]}
-                if keys is not None:
-                    fields["key"] = keys[i]
-                if labels[i] == labels[i]:
-                    fields["label"] = int(labels[i])
-                pipe.xadd(names[shard_l[i]], fields, maxlen=maxlen, approximate=True)
+            entries += _add(pipe, names, batch, shard, a, b, pack, maxlen)
             pipe.execute()
-            total += min(n, a + pipeline) - a
-            if rate > 0:
-                ahead = total / rate - (_time.perf_counter() - start)
-                if ahead > 0:
-                    sleep(ahead)
+            total += b - a
+            pace(total)
         sent += np.bincount(shard, minlength=shards)
-    return {"readings": total, "per_shard": sent.tolist(), "streams": names,
+    return {"readings": total, "entries": entries, "per_shard": sent.tolist(), "streams": names, "format": fmt,
             "elapsed_s": round(_time.perf_counter() - start, 6)}
+
+
+def _add(pipe, names: list[str], batch: Batch, shard: np.ndarray, a: int, b: int, pack: int,
+         maxlen: int | None) -> int:
+    """Queue readings a..b of ``batch`` on ``pipe`` (packed per shard, or one entry each); entries queued."""
+    sh = shard[a:b]
+    keys = None if batch.key is None else list(map(str, batch.key[a:b].tolist()))
+    t, v, y = batch.time[a:b], batch.x[a:b, 0], batch.y[a:b]
+    if pack > 1:
+        order = np.argsort(sh, kind="stable")
+        bounds = np.searchsorted(sh[order], np.arange(len(names) + 1))
+        n = 0
+        for s_i in range(len(names)):
+            idx = order[bounds[s_i]:bounds[s_i + 1]]
+            for c in range(0, len(idx), pack):
+                part = idx[c:c + pack]
+                k = None if keys is None else [keys[i] for i in part.tolist()]
+                pipe.xadd(names[s_i], pack_entry(t[part], v[part], y[part], k), maxlen=maxlen, approximate=True)
+                n += 1
+        return n
+    times, values, labels, shard_l = list(map(repr, t.tolist())), list(map(repr, v.tolist())), y.tolist(), sh.tolist()
+    for i in range(b - a):
+        fields = {"time": times[i], "value": values[i]}
+        if keys is not None:
+            fields["key"] = keys[i]
+        if labels[i] == labels[i]:
+            fields["label"] = int(labels[i])
+        pipe.xadd(names[shard_l[i]], fields, maxlen=maxlen, approximate=True)
+    return b - a

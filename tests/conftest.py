@@ -50,3 +50,11 @@ def random_splits(rng: np.random.Generator, n: int, max_size: int = 9) -> list[t
     if i < n:
         out.append((i, n))
     return out
+
+
+def cuts(rng: np.random.Generator, n: int, most: int = 50) -> list[tuple[int, int]]:
+    """Random chunk boundaries of 0..n (chunks of 1..most readings)."""
+    out = [0]
+    while out[-1] < n:
+        out.append(min(n, out[-1] + int(rng.integers(1, most + 1))))
+    return list(zip(out[:-1], out[1:]))

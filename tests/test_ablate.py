@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from monitor.ablate import ROW_KEYS, STREAMS, TREATMENTS, ablate, format_table
+from monitor.cli import main
 from streams import Batch, Sample
-from tests.conftest import ROOT, run_monitor
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -76,9 +76,11 @@ def short_csv(tmp_path, hr_values):
 
 
 def test_ablate_json_rows_and_loss_plot(tmp_path, short_csv):
+    pytest.importorskip("matplotlib")
     png = tmp_path / "ablate.png"
-    res = run_monitor("ablate", str(short_csv), "--passes", "1", "--format", "json", "--plot", str(png), "-q")
-    assert res.returncode == 0, res.stderr.decode()
+    res = CliRunner().invoke(main, ["ablate", str(short_csv), "--passes", "1", "--format", "json", "--plot", str(png),
+                                    "-q"])
+    assert res.exit_code == 0, res.stderr
     rows = json.loads(res.stdout)
     assert [(r["stream"], r["treatment"]) for r in rows] == [(s, t) for s in STREAMS for t in TREATMENTS]
     for r in rows:
@@ -91,9 +93,10 @@ def test_ablate_json_rows_and_loss_plot(tmp_path, short_csv):
 
 
 def test_replay_plot_is_a_png(tmp_path, short_csv):
+    pytest.importorskip("matplotlib")
     png = tmp_path / "replay.png"
-    res = run_monitor("replay", str(short_csv), "--out", os.devnull, "--plot", str(png), "-q")
-    assert res.returncode == 0, res.stderr.decode()
+    res = CliRunner().invoke(main, ["replay", str(short_csv), "--out", os.devnull, "--plot", str(png), "-q"])
+    assert res.exit_code == 0, res.stderr
     w, h = png_size(png)
     assert 600 <= w <= 2000 and 400 <= h <= 1500
 
@@ -103,27 +106,22 @@ def test_replay_without_plot_keeps_no_trace():
     assert Monitor().trace is None  # the replay path only pays for a trace when --plot asks for it
 
 
-def _without_matplotlib(tmp_path, *args):
-    """Run the CLI with a `matplotlib` on the path that cannot be imported."""
-    fake = tmp_path / "fake" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), str(ROOT)]))
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, env=env, timeout=120)
-
-
 @pytest.mark.parametrize("command", [["ablate"], ["replay", "--stream", "sample", "--out", os.devnull]])
-def test_plot_without_matplotlib_is_a_one_line_error(tmp_path, command):
+def test_plot_without_matplotlib_is_a_one_line_error(tmp_path, command, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails as if not installed
     png = tmp_path / "x.png"
-    res = _without_matplotlib(tmp_path, *command, "--plot", str(png))
-    assert res.returncode == 2
-    assert res.stderr.decode() == "Error: --plot needs matplotlib, which is not installed: pip install 'monitor[plot]'\n"
-    assert res.stdout == b"" and not png.exists()  # refused before any work
+    res = CliRunner().invoke(main, [*command, "--plot", str(png)])
+    assert res.exit_code == 2
+    assert res.stderr == "Error: --plot needs matplotlib, which is not installed: pip install 'monitor[plot]'\n"
+    assert res.stdout == "" and not png.exists()  # refused before any work
 
 
 def test_plot_to_a_missing_directory_is_a_one_line_error(tmp_path):
-    res = run_monitor("replay", "-", "--out", os.devnull, "--plot", str(tmp_path / "no" / "r.png"), "-q",
-                      input=b"80\n95\n88\n99\n")
-    assert res.returncode == 2
-    err = res.stderr.decode()
+    pytest.importorskip("matplotlib")
+    res = CliRunner().invoke(main, ["replay", "-", "--out", os.devnull, "--plot", str(tmp_path / "no" / "r.png"),
+                                    "-q"], input=b"80\n95\n88\n99\n")
+    assert res.exit_code == 2
+    err = res.stderr
     assert err.startswith("Error: cannot write ") and err.count("\n") == 1

@@ -83,9 +83,10 @@ def test_numpy_scorer_matches_torch_for_the_default_network():
     np.testing.assert_allclose(NumpyScorer(net).predict_proba(x), ref, atol=1e-6)
 
 
-def test_one_default_everywhere():
+def test_one_default_for_the_monitor():
     from models.river_classifier import OnlineMLPClassifier
-    assert NetworkConfig().batchnorm == LearnerConfig().batchnorm == OnlineMLPClassifier().batchnorm == "renorm"
+    assert NetworkConfig().batchnorm == LearnerConfig().batchnorm == "renorm"
+    assert OnlineMLPClassifier().batchnorm is False  # issue 18 chose no layer for river's small data sets
     assert isinstance(build_network(LearnerConfig().network)[0], BatchRenorm1d)
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from click.testing import CliRunner
-from conftest import run_monitor
 
 from monitor.cli import main
 from streams import AppleHealthXml, CsvReplay, FitbitJson, SourceError, detect, open_file
@@ -205,10 +204,8 @@ def test_replay_prints_the_same_flags_for_every_format(tmp_path):
         assert code == 0, err
         assert got == (fitbit_want if "heart_rate" in name else want), name
         assert ("record 11 rejected" in err) == (not name.startswith("plain")), err
-    # and once as a user runs it, in its own process
-    proc = run_monitor("replay", str(tmp_path / "export.xml.gz"), "--format", "jsonl")
-    assert proc.returncode == 0 and proc.stdout == want
-    assert b"record 11 rejected: not a number: '--'" in proc.stderr
+        if name.startswith("export"):
+            assert "monitor: record 11 rejected: not a number: '--'\n" in err
 
 
 def test_headerless_numbers_replay_like_a_csv_column(tmp_path):

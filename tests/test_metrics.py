@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 from river import metrics as rm
 from sklearn.metrics import log_loss, roc_auc_score
 
@@ -188,16 +187,22 @@ def brute_first_sustained(correct: list[bool], window: int, level: float) -> int
     return None
 
 
-@settings(derandomize=True, database=None, max_examples=300, deadline=None)
-@given(
-    correct=st.lists(st.booleans(), max_size=120),
-    window=st.integers(1, 25),
-    level=st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]), st.floats(0.0, 1.0)),
-)
-def test_first_sustained_matches_brute_force(correct, window, level):
-    expected = brute_first_sustained(correct, window, level)
-    assert first_sustained(np.array(correct, dtype=bool), window, level) == expected
-    assert first_sustained(np.array(correct, dtype=np.int64), window, level) == expected
+def test_first_sustained_matches_brute_force():
+    hypothesis = pytest.importorskip("hypothesis")  # the `test` extra; the rest of the file runs without it
+    st = hypothesis.strategies
+
+    @hypothesis.settings(derandomize=True, database=None, max_examples=300, deadline=None)
+    @hypothesis.given(
+        correct=st.lists(st.booleans(), max_size=120),
+        window=st.integers(1, 25),
+        level=st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]), st.floats(0.0, 1.0)),
+    )
+    def check(correct, window, level):
+        expected = brute_first_sustained(correct, window, level)
+        assert first_sustained(np.array(correct, dtype=bool), window, level) == expected
+        assert first_sustained(np.array(correct, dtype=np.int64), window, level) == expected
+
+    check()
 
 
 def test_first_sustained_rejects_bad_arguments():

@@ -133,3 +133,47 @@ def test_emitting_records_before_learning_gives_the_same_records(hr_values):
     for i in range(0, len(hr_values), 7):
         mon.process(hr_batch(hr_values[i:i + 7], first_line=i + 1), emit=lambda s: emitted.append(s.p))
     np.testing.assert_array_equal(np.concatenate(emitted), whole)
+
+
+def _unscoreable_monitor(monkeypatch) -> Monitor:
+    """A monitor whose network gives no score (NaN, as inf - inf inside it would) for readings >= 1e300."""
+    mon = Monitor(seed=0)
+    learner = mon._learner_for(1)
+    score = learner.predict_proba_many
+    monkeypatch.setattr(learner, "predict_proba_many",
+                        lambda x: np.where(x[:, 0] >= 1e300, np.nan, score(x)))
+    return mon
+
+
+def test_an_unscoreable_reading_is_emitted_as_it_is_returned(monkeypatch):
+    values = [80.0, 95.0, 1e300, 88.0, 1e301, 99.0, 85.0]
+    mon = _unscoreable_monitor(monkeypatch)
+    emitted = []  # copies, as a sink writes them at once (the Scored holds views of the monitor's arrays)
+    returned = mon.process(hr_batch(values), emit=lambda s: emitted.append((s.p.copy(), s.flag.copy())))
+    p = np.concatenate([e[0] for e in emitted])
+    assert p.tolist() == returned.p.tolist() and not np.isnan(p).any()
+    assert p[[2, 4]].tolist() == [0.5, 0.5] and mon.n_nan_scores == 2
+    assert np.concatenate([e[1] for e in emitted]).tolist() == returned.flag.tolist()
+    assert mon.summary()["nan_scores"] == 2
+
+
+@pytest.mark.parametrize("how", ["live", "paced"])
+def test_live_and_paced_records_of_unscoreable_readings_are_valid_json(monkeypatch, how):
+    import io
+    import json
+
+    from monitor.sinks import JsonlSink
+
+    def no_constants(name):
+        raise AssertionError(f"{name} in a record")
+
+    values = [80.0, 1e300, 95.0, 88.0, 1e301, 99.0]
+    batch = Batch(time=np.arange(6) * 0.001, x=np.array(values).reshape(-1, 1), y=np.full(6, np.nan),
+                  line=np.arange(1, 7))
+    mon = _unscoreable_monitor(monkeypatch)
+    out = io.StringIO()
+    pacer = Pacer(speed=1000.0) if how == "paced" else None
+    summary = replay([batch], mon, JsonlSink(out), live=how == "live", pacer=pacer)
+    recs = [json.loads(line, parse_constant=no_constants) for line in out.getvalue().split("\n")[:-1]]
+    assert [r["p_abnormal"] for r in recs][1::3] == [0.5, 0.5]
+    assert summary["nan_scores"] == 2 and summary["readings"] == 6

@@ -1,0 +1,159 @@
+"""Ray shards: an actor killed in the middle of a call, signals to a serve, errors as one line.
+
+Needs a running redis-server (MONITOR_TEST_REDIS_PORT, as .ci/run sets it) and the ray package.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.redis_stream import parse_url, shard_streams
+
+PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+needs_both = pytest.mark.skipif(not PORT or not _has("ray") or not _has("redis"),
+                                reason="needs Redis (MONITOR_TEST_REDIS_PORT), redis and ray")
+
+
+def test_ray_errors_become_one_line_without_escape_codes():
+    from monitor.ray_shards import _one_line
+
+    class Fake(Exception):
+        pass
+
+    e = Fake("\x1b[36mray::ShardWorker.step()\x1b[39m (pid=1, ip=127.0.0.1)\n  File \"x.py\", line 3\n"
+             "ValueError: bad thing")
+    e.cause = ValueError("bad thing")
+    assert _one_line(e) == "ValueError: bad thing"
+    e2 = Fake("\x1b[31mThe actor died unexpectedly\x1b[0m\nmore")
+    assert _one_line(e2) == "Fake: more"
+    assert "\x1b" not in _one_line(Fake("\x1b[1mboom\x1b[0m"))
+
+
+@pytest.fixture
+def redis_url():
+    if not PORT or not _has("redis"):
+        pytest.skip("no Redis")
+    import redis
+    stream = f"t-{uuid.uuid4().hex[:8]}"
+    yield f"redis://127.0.0.1:{PORT}/{stream}"
+    client = redis.Redis(host="127.0.0.1", port=int(PORT), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
+    for name in client.scan_iter(f"{stream}*"):
+        client.delete(name)
+
+
+def _client(url):
+    from streams.redis_stream import connect
+    return connect(parse_url(url))
+
+
+def _kwargs():
+    from models.learner import LearnerConfig
+    from monitor.alerts import Span
+    return dict(config=LearnerConfig(), seed=0, model="shared", alert_after=Span(seconds=60.0),
+                alert_clear=Span(seconds=120.0))
+
+
+@needs_both
+def test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing(redis_url):
+    """Shard 0's actor ends (os._exit) inside a call, after writing records it never returns; Ray
+    restarts it, it resumes from the checkpoint: every record once in the output streams and in the
+    live outputs, the same as a run without the kill, and the summary counts each reading once."""
+    from monitor.ray_shards import _start_ray, serve
+    from monitor.redis_io import LiveOutputs, export
+    from streams.redis_stream import publish
+    from streams.ward import Ward
+
+    results = {}
+    for how in ("killed", "clean"):
+        url = f"{redis_url}-{how}"
+        n = publish(_client(url), parse_url(url).stream, Ward(patients=10, minutes=30, seed=4), shards=2,
+                    pack=50)["readings"]
+        out, alerts = io.StringIO(), io.StringIO()
+        fault = {"exit_at_batch": 5, "once_key": f"{parse_url(url).stream}:fault"} if how == "killed" else None
+        if how == "killed":
+            _start_ray(None, 2)
+        summary = serve(url=url, engine="ray" if how == "killed" else "local", shards=2, monitor_kwargs=_kwargs(),
+                        options={}, checkpoint_every=500, count=4, step_batches=5, fault=fault,
+                        outputs=LiveOutputs(2, records=out, alerts=alerts))
+        streams = shard_streams(parse_url(url).stream, 2)
+        rec, al = io.StringIO(), io.StringIO()
+        export(_client(url), streams, out=rec, alerts=al)
+        results[how] = (n, summary, out.getvalue(), alerts.getvalue(), rec.getvalue(), al.getvalue())
+    import ray
+    ray.shutdown()
+    n, killed, out, alerts, rec, al = results["killed"]
+    _, clean, out_c, alerts_c, rec_c, al_c = results["clean"]
+    assert _client(redis_url + "-killed").get(f"{parse_url(redis_url).stream}-killed:fault") is not None
+    s0 = killed["per_shard"][0]
+    # the call under way is lost, and calls made while Ray restarts the actor may be too
+    assert killed["lost_calls"] >= 1 and s0["restarts"] == 1 and s0["duplicates_skipped"] > 0
+    assert killed["readings"] == killed["processed"] == killed["written"] == n
+    assert killed["alerts_written"] == clean["alerts_written"]
+    assert sorted(rec.splitlines()) == sorted(rec_c.splitlines()) and len(rec.splitlines()) == n
+    assert al == al_c
+    assert sorted(out.splitlines()) == sorted(out_c.splitlines()) and len(out.splitlines()) == n
+    assert sorted(alerts.splitlines()) == sorted(alerts_c.splitlines())
+
+
+def _popen(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+@needs_both
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_ray_serve_cleanly(redis_url, tmp_path, sig, code):
+    """A serve on Ray that waits for more readings stops on SIGTERM/SIGINT: exit 143/130, the
+    checkpoints saved (nothing left pending), the outputs and the summary written."""
+    from streams.redis_stream import publish
+    from streams.ward import Ward
+
+    n = publish(_client(redis_url), parse_url(redis_url).stream, Ward(patients=6, minutes=20, seed=1),
+                shards=2)["readings"]
+    out, alerts, summ = tmp_path / "o.jsonl", tmp_path / "a.jsonl", tmp_path / "s.json"
+    proc = _popen("serve", redis_url, "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ),
+                  "--num-cpus", "2")
+    try:
+        end = time.monotonic() + 150
+        while not (out.exists() and len(out.read_text().splitlines()) >= n):
+            assert time.monotonic() < end and proc.poll() is None, proc.communicate()[1].decode()
+            time.sleep(0.1)
+        alerts_live = alerts.read_text()  # the alerts are there while the serve runs
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err.decode()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "\x1b[" not in err
+    s = json.loads(summ.read_text())
+    assert s["interrupted"] and s["readings"] == s["processed"] == n
+    assert len(out.read_text().splitlines()) == n
+    assert alerts.read_text() == alerts_live and s["alerts_out"] == len(alerts_live.splitlines())
+    client = _client(redis_url)
+    for stream in shard_streams(parse_url(redis_url).stream, 2):
+        assert client.xpending(stream, "monitor")["pending"] == 0  # the last checkpoint covers everything
+        assert client.exists(f"{stream}:state")

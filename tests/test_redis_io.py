@@ -1,0 +1,354 @@
+"""Redis Streams: the stored shard layout, packed entries, live outputs and a Redis that restarts.
+
+These tests need a running redis-server (MONITOR_TEST_REDIS_PORT, as .ci/run sets it); the restart
+tests start redis-servers of their own (redis-server on PATH), with persistence, on free ports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from streams.redis_stream import parse_url
+
+PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def redis_url():
+    if not PORT or not _has("redis"):
+        pytest.skip("no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does) and install redis")
+    import redis
+    stream = f"t-{uuid.uuid4().hex[:8]}"
+    yield f"redis://127.0.0.1:{PORT}/{stream}"
+    client = redis.Redis(host="127.0.0.1", port=int(PORT), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
+    for name in client.scan_iter(f"{stream}*"):
+        client.delete(name)
+
+
+def _client(url):
+    from streams.redis_stream import connect
+    return connect(parse_url(url))
+
+
+def _keys(url) -> list[str]:
+    return sorted(k.decode() for k in _client(url).scan_iter(f"{parse_url(url).stream}*"))
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def _one_line_error(res, code: int) -> str:
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, res.output
+    return lines[0]
+
+
+# ---------------------------------------------------------------- layout and missing streams
+
+def test_serve_refuses_another_shard_count_than_published(redis_url):
+    res = _cli("publish", "--stream", "ward", "--patients", "4", "--n", "5", redis_url, "--shards", "2", "-q")
+    assert res.exit_code == 0, res.output
+    assert _client(redis_url).hgetall(f"{parse_url(redis_url).stream}:layout")[b"shards"] == b"2"
+    before = _keys(redis_url)
+    msg = _one_line_error(_cli("serve", redis_url, "--engine", "local", "--shards", "1", "--until-idle", "-q"), 2)
+    assert "was published with --shards 2, not 1" in msg
+    msg = _one_line_error(_cli("replay", redis_url, "--until-idle", "-q"), 2)
+    assert "published in 2 shards" in msg
+    msg = _one_line_error(_cli("publish", "--stream", "ward", "--patients", "4", "--n", "5", redis_url, "-q"), 2)
+    assert "was published with --shards 2" in msg
+    assert _keys(redis_url) == before  # the refusals created nothing
+
+
+def test_serve_follows_the_published_layout(redis_url, tmp_path):
+    res = _cli("publish", "--stream", "ward", "--patients", "4", "--n", "5", redis_url, "--shards", "2", "-q")
+    assert res.exit_code == 0, res.output
+    res = _cli("serve", redis_url, "--engine", "local", "--until-idle", "--out", str(tmp_path / "o.jsonl"),
+               "--summary-json", str(tmp_path / "s.json"), "-q")
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["shards"] == 2 and s["readings"] == s["processed"] == s["written"] == 4 * 5 * 12
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 4 * 5 * 12
+
+
+def test_a_stream_that_does_not_exist_is_an_error_and_creates_nothing(redis_url):
+    for args in (("serve", redis_url, "--engine", "local", "--until-idle", "-q"),
+                 ("serve", redis_url, "--engine", "local", "--shards", "3", "--until-idle", "-q"),
+                 ("replay", redis_url, "--until-idle", "-q")):
+        msg = _one_line_error(_cli(*args), 2)
+        assert "does not exist" in msg and "--wait" in msg or "publish" in msg
+    assert _keys(redis_url) == []
+
+
+def test_serve_wait_waits_for_the_stream(redis_url, tmp_path):
+    """--wait: the serve starts before the stream exists and serves it once published."""
+    import threading
+
+    def later():
+        time.sleep(1.0)
+        _cli("publish", "--stream", "ward", "--patients", "3", "--n", "5", redis_url, "-q")
+
+    t = threading.Thread(target=later)
+    t.start()
+    res = _cli("serve", redis_url, "--engine", "local", "--wait", "--until-idle", "--alerts-only",
+               "--summary-json", str(tmp_path / "s.json"))
+    t.join()
+    assert res.exit_code == 0, res.output
+    assert "waiting for stream" in res.output
+    assert json.loads((tmp_path / "s.json").read_text())["readings"] == 3 * 5 * 12
+
+
+# ---------------------------------------------------------------- packed entries
+
+def test_packed_and_single_entries_give_the_same_records(redis_url):
+    """monitor publish's packed blocks, single-reading entries of another producer, and both mixed in
+    one stream: the same records and alerts as the file replay."""
+    from models.learner import LearnerConfig
+    from monitor.alerts import Span
+    from monitor.keyed import KeyedMonitor
+    from monitor.redis_io import LiveOutputs
+    from monitor.ray_shards import serve
+    from monitor.sinks import JsonlSink
+    from streams.redis_stream import publish
+    from streams.ward import Ward
+
+    kw = dict(config=LearnerConfig(), seed=0, model="per-key", alert_after=Span(seconds=60.0),
+              alert_clear=Span(seconds=120.0))
+    batches = list(Ward(patients=5, minutes=20, seed=2))
+    mon, ref, ref_alerts = KeyedMonitor(**kw), io.StringIO(), []
+    for b in batches:
+        s = mon.process(b)
+        JsonlSink(ref).write(s)
+        ref_alerts += [json.dumps(e) for e in s.alerts]
+    got = {}
+    for how in ("packed", "single", "mixed"):
+        url = f"{redis_url}-{how}"
+        client, stream = _client(url), parse_url(url).stream
+        if how == "mixed":
+            for j, b in enumerate(batches):
+                publish(client, stream, [b], pack=1 if j % 2 else 500)
+        else:
+            publish(client, stream, batches, pack=500 if how == "packed" else 1)
+        n_entries = client.xlen(stream)
+        out, alerts = io.StringIO(), io.StringIO()
+        summary = serve(url=url, engine="local", monitor_kwargs=kw, options={}, checkpoint=None, count=64,
+                        outputs=LiveOutputs(1, records=out, alerts=alerts), consumer="c")
+        got[how] = (out.getvalue(), alerts.getvalue().splitlines(), n_entries, summary["readings"])
+        for name in client.scan_iter(f"{stream}*"):
+            client.delete(name)
+    n = sum(len(b) for b in batches)
+    for how, (records, alerts, n_entries, readings) in got.items():
+        assert records == ref.getvalue(), how
+        assert alerts == ref_alerts, how
+        assert readings == n
+    assert got["packed"][2] < n / 100 and got["single"][2] == n  # few entries when packed
+
+
+def test_an_unknown_packed_format_is_one_line(redis_url):
+    client = _client(redis_url)
+    stream = parse_url(redis_url).stream
+    client.xadd(stream, {"m": 9, "n": 1, "time": b"\0" * 8, "value": b"\0" * 8})
+    msg = _one_line_error(_cli("replay", redis_url, "--until-idle", "-q"), 2)
+    assert "format '9'" in msg
+
+
+# ---------------------------------------------------------------- a Redis that goes away
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class _Server:
+    """A redis-server of this test's own (appendonly: what it had comes back after a restart)."""
+
+    def __init__(self, tmp: Path, persist: bool = True) -> None:
+        if shutil.which("redis-server") is None or not _has("redis"):
+            pytest.skip("needs redis-server on PATH and the redis package")
+        self.port = _free_port()
+        self.dir = tmp
+        self.persist = persist
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        import redis
+        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+                "--save", "", "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()  # SIGTERM: redis-server flushes its AOF and exits
+        self.proc.wait(10)
+
+    def wipe(self) -> None:
+        for p in self.dir.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+@pytest.fixture
+def server(tmp_path):
+    d = tmp_path / "redis"
+    d.mkdir()
+    srv = _Server(d)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.stop()
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _wait_for(pred, timeout=60.0) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def _popen(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def _reference(batches, **kw) -> tuple[str, list[str]]:
+    from models.learner import LearnerConfig
+    from monitor.alerts import Span
+    from monitor.keyed import KeyedMonitor
+    from monitor.sinks import JsonlSink
+
+    mon = KeyedMonitor(config=LearnerConfig(), seed=0, model="per-key", alert_after=Span(seconds=60.0),
+                       alert_clear=Span(seconds=120.0))
+    out, alerts = io.StringIO(), []
+    for b in batches:
+        s = mon.process(b)
+        JsonlSink(out).write(s)
+        alerts += [e for e in s.alerts]
+    return out.getvalue(), alerts
+
+
+def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(server, tmp_path):
+    """Redis stops (with its data on disk) while a serve runs, and comes back: the serve notes it in
+    one line, reconnects, resumes from its checkpoint, and every reading's record is written once."""
+    from streams.redis_stream import connect, parse_url as parse, publish
+    from streams.ward import Ward
+
+    url = f"redis://127.0.0.1:{server.port}/ward"
+    batches = list(Ward(patients=6, minutes=30, seed=1))
+    half = len(batches) // 2
+    publish(connect(parse(url)), "ward", batches[:half], pack=1)
+    out, alerts, summ = tmp_path / "o.jsonl", tmp_path / "a.jsonl", tmp_path / "s.json"
+    proc = _popen("serve", url, "--engine", "local", "--key-model", "per-key", "--checkpoint-every", "700",
+                  "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ))
+    try:
+        n1 = sum(len(b) for b in batches[:half])
+        _wait_for(lambda: _lines(out) >= n1 - 300)  # the serve is well under way (live output)
+        server.stop()
+        time.sleep(1.0)  # the serve meets a closed port a few times
+        server.start()
+        publish(connect(parse(url)), "ward", batches[half:], pack=1)
+        n = sum(len(b) for b in batches)
+        _wait_for(lambda: _lines(out) >= n)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err.decode()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.count("lost Redis at") == 1 and "Redis back after" in err
+    ref, ref_alerts = _reference(batches)
+    assert out.read_text() == ref  # every record once, in order
+    got = [json.loads(x) for x in alerts.read_text().splitlines()]
+    assert got == json.loads(json.dumps(ref_alerts))
+    s = json.loads(summ.read_text())
+    assert s["readings"] == s["processed"] == s["written"] == n and s["interrupted"]
+    assert s["alerts_written"] == len(ref_alerts)
+
+
+def test_a_redis_that_comes_back_empty_is_one_line(server, tmp_path):
+    from streams.redis_stream import connect, parse_url as parse, publish
+    from streams.ward import Ward
+
+    url = f"redis://127.0.0.1:{server.port}/ward"
+    publish(connect(parse(url)), "ward", Ward(patients=4, minutes=10, seed=1), pack=1)
+    proc = _popen("serve", url, "--engine", "local", "--alerts-only", "--out", str(tmp_path / "o.jsonl"))
+    try:
+        _wait_for(lambda: _lines(tmp_path / "o.jsonl") >= 480)
+        server.stop()
+        server.wipe()
+        server.start()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err.decode()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "NOGROUP" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "does not exist" in errors[0] and "persistence" in errors[0]
+
+
+def test_a_redis_that_stays_away_is_one_line_after_the_retries(server, tmp_path):
+    from streams.redis_stream import connect, parse_url as parse, publish
+    from streams.ward import Ward
+
+    url = f"redis://127.0.0.1:{server.port}/ward"
+    publish(connect(parse(url)), "ward", Ward(patients=4, minutes=10, seed=1), pack=1)
+    proc = _popen("serve", url, "--engine", "local", "--out", str(tmp_path / "o.jsonl"), "--retry-for", "1")
+    try:
+        _wait_for(lambda: _lines(tmp_path / "o.jsonl") >= 480)
+        server.stop()
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err.decode()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and err.count("lost Redis at") == 1
+    errors = [ln for ln in err.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "cannot reach Redis" in errors[0] and "for 1 s" in errors[0]
+    assert took < 15
