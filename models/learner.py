@@ -84,6 +84,7 @@ class LearnerConfig:
     warm_restart: bool = True  # a class seen for the first time restarts the warm-up (warm_until more readings)
     init_bias: bool = True  # output bias from `prior` at start, then from the first mini-batch's label rate
     prior: float = 0.1  # P(abnormal) an untrained model says: a new monitor does not raise alarms blindly
+    replay_unique: bool = True  # replayed readings drawn without replacement (False: with, as before issue 13)
     early: bool = True  # a misclassified reading ends the mini-batch: the step runs right after it
     early_gap: int = 2  # ... once the mini-batch holds at least this many readings (bounds the extra steps)
     drift_errors: int = 5  # at least this many readings scored wrong within drift_window readings (and 3 sd above
@@ -392,7 +393,10 @@ class OnlineLearner:
         if self._n_replay == 0:
             return new_x, new_y
         k = min(self._n_replay, self.config.batch_size)
-        idx = self.rng.choice(self._n_replay, size=k, replace=False)  # (k,) without replacement (issue 13)
+        if self.config.replay_unique:  # (k,) without replacement (issue 13: sample 0.9950 -> 0.9956 min)
+            idx = self.rng.choice(self._n_replay, size=k, replace=False)
+        else:
+            idx = self.rng.integers(0, self._n_replay, size=k)  # (k,) with replacement
         return (np.concatenate([new_x, self._replay_x[idx]]), np.concatenate([new_y, self._replay_y[idx]]))
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
