@@ -17,10 +17,10 @@ __all__ = ["publish", "serve", "replay_redis"]
 
 
 def replay_redis(url: str, **kwargs) -> None:
-    """`monitor replay redis://...`: one consumer on one stream (monitor.redis_io.run_redis_replay)."""
+    """`monitor replay redis://...`: one consumer on one stream (monitor.ray_shards.run_redis_replay)."""
     from monitor.commands import _configure_torch
-    from monitor.ray_shards import ServeFailed
-    from monitor.redis_io import RedisLost, run_redis_replay
+    from monitor.ray_shards import ServeFailed, run_redis_replay
+    from monitor.redis_io import RedisLost
 
     _configure_torch()
     try:
