@@ -52,7 +52,7 @@ from models.adam import FlatAdam
 from models.network import NumpyScorer, build_network, make_loss
 from models.normaliser import RunningNormaliser
 
-__all__ = ["LearnerConfig", "OnlineLearner", "mini_batch_size"]
+__all__ = ["LearnerConfig", "OnlineLearner", "FrozenScorer", "mini_batch_size"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,15 @@ class OnlineLearner:
         if len(x) == 0:
             return np.empty(0)
         return self._scorer.predict_proba(self._normalised(x))
+
+    def frozen(self) -> "FrozenScorer":
+        """What ``predict_proba_many`` computes now, as an object later steps leave unchanged.
+
+        For scoring on one thread while another trains (monitor.background).
+        """
+        self._normalised(np.empty((0, self.config.n_features)))  # refresh the cached statistics
+        return FrozenScorer(self._scorer, self._centre, self._inv_scale, normalise=self.config.normalise,
+                            n_seen=self.n_seen_)
 
     # -- learning ------------------------------------------------------------------------------
     def _next_target(self) -> int:
@@ -412,6 +421,30 @@ class OnlineLearner:
         self._refresh_stats()
         self.net.eval()
         self._scorer = NumpyScorer(self.net)
+
+
+class FrozenScorer:
+    """A learner's scoring function at one moment: statistics and weights (see OnlineLearner.frozen)."""
+
+    def __init__(self, scorer: NumpyScorer, centre: np.ndarray | None, inv_scale: np.ndarray | None, *,
+                 normalise: bool, n_seen: int) -> None:
+        self.scorer, self.centre, self.inv_scale = scorer, centre, inv_scale
+        self.normalise = normalise
+        self.n_seen = n_seen  # readings the learner had learned from
+
+    def __repr__(self) -> str:
+        return f"FrozenScorer(n_seen={self.n_seen}, {self.scorer!r})"
+
+    def predict_proba_many(self, x: np.ndarray) -> np.ndarray:
+        """As OnlineLearner.predict_proba_many at the moment this was taken."""
+        if len(x) == 0:
+            return np.empty(0)
+        x = np.asarray(x, dtype=np.float64)
+        if self.normalise:
+            if not np.isfinite(x).all():
+                RunningNormaliser().transform(x)  # raises, naming the rows
+            x = np.zeros_like(x) if self.centre is None else (x - self.centre) * self.inv_scale
+        return self.scorer.predict_proba(x)
 
 
 def _map_tensors(obj, fn):

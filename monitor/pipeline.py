@@ -88,6 +88,21 @@ class Monitor:
         self.trace = Trace() if trace else None
         self.n_scored = 0
         self.n_nan_scores = 0  # readings the network could not score (p set to 0.5)
+        self.train_lag: int | None = None  # set by train_behind: learning on a worker thread
+
+    def train_behind(self, lag: int | None = None) -> None:
+        """Learn on a worker thread from now on, off the scoring path (live feeds; monitor.background).
+
+        Scores become those of the model ``lag`` readings behind; they stay the same whatever the timing.
+        """
+        from monitor.background import DEFAULT_LAG
+        self.train_lag = DEFAULT_LAG if lag is None else lag
+        self._wrap()
+
+    def _wrap(self) -> None:
+        from monitor.background import BackgroundLearner
+        if self.train_lag and self.learn and isinstance(self.learner, OnlineLearner):
+            self.learner = BackgroundLearner(self.learner, lag=self.train_lag)
 
     def __repr__(self) -> str:
         return (f"Monitor(threshold={self.threshold}, learn={self.learn}, seed={self.seed}, "
@@ -97,6 +112,7 @@ class Monitor:
         if self.learner is None:
             config = (self.config or LearnerConfig()).with_(n_features=d)
             self.learner = OnlineLearner(config, seed=self.seed)
+            self._wrap()
         elif self.learner.config.n_features != d:
             raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
         return self.learner
@@ -181,6 +197,7 @@ class Monitor:
             learner = OnlineLearner(config, seed=state["learner"]["seed"])
             learner.load_state_dict(state["learner"])
             self.learner = learner
+            self._wrap()
         if model_only:
             return
         self.metrics.load_state_dict(state["metrics"])
