@@ -29,6 +29,7 @@ steps; the worker's Python code between them is short.
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import threading
 from collections import deque
@@ -70,6 +71,7 @@ class BackgroundLearner:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name="monitor-training", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # a worker still inside torch at exit aborts the interpreter
 
     def __repr__(self) -> str:
         return f"BackgroundLearner(lag={self.lag}, seen={self.n_seen_}, learned={self._done}, {self.learner!r})"
@@ -124,6 +126,7 @@ class BackgroundLearner:
 
     def close(self) -> None:
         """Stop the worker (after the queued readings)."""
+        atexit.unregister(self.close)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
