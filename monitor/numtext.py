@@ -103,7 +103,8 @@ def repr_text(x: np.ndarray) -> np.ndarray:
         if not todo.any():
             break
     ok &= d > 0  # found its decimals (the rest: Python)
-    groups = [(dd, np.flatnonzero(ok & (d == dd))) for dd in np.unique(d[ok]).tolist()]
+    present = np.flatnonzero(np.bincount(d[ok], minlength=16))  # the numbers of decimals in use
+    groups = [(dd, np.flatnonzero(ok & (d == dd))) for dd in present.tolist()]
     if len(groups) == 1 and len(groups[0][1]) == len(x):
         fast = _render(m, groups[0][0], neg)
     else:
