@@ -99,6 +99,16 @@ class Monitor:
         self.train_lag = DEFAULT_LAG if lag is None else lag
         self._wrap()
 
+    def _catch_up(self) -> None:
+        """Wait for the training worker (if any) and take the losses of its last steps."""
+        drain = getattr(self.learner, "drain", None)
+        if drain is not None:
+            losses = drain()
+            self.recent_losses.extend(losses)
+            if self.trace is not None and losses:
+                self.trace.loss += losses
+                self.trace.loss_at += [self.learner.n_seen_] * len(losses)
+
     def _wrap(self) -> None:
         from monitor.background import BackgroundLearner
         if self.train_lag and self.learn and isinstance(self.learner, OnlineLearner):
@@ -164,6 +174,7 @@ class Monitor:
 
     def summary(self) -> dict:
         """Metrics and learning counters, JSON-ready."""
+        self._catch_up()
         out = dict(self.metrics.result())
         ln = self.learner
         out.update({
@@ -181,6 +192,7 @@ class Monitor:
 
     def state_dict(self) -> dict:
         """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
+        self._catch_up()
         return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
                 "learner": None if self.learner is None else self.learner.state_dict(),
                 "metrics": self.metrics.state_dict(), "metrics_late": self.metrics_late.state_dict(),
