@@ -79,11 +79,14 @@ else:
 
 
 def run_child(target: str, args: list[str], tree: str = ROOT) -> dict:
-    """Run ``monitor ARGS`` (or a script) from source tree `tree`: wall s, CPU s, peak RSS MB."""
+    """Run ``monitor ARGS`` (or a script) from source tree `tree`: wall s, CPU s, peak RSS MB.
+
+    Every child runs with its tree as the working directory too: ``python -c``/``-m`` put the
+    working directory first on sys.path, ahead of PYTHONPATH."""
     with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
         env = dict(os.environ, PYTHONPATH=tree, MONITOR_BENCH_PEAK=peak.name)
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _PEAK, target, *args], env=env,
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK, target, *args], env=env, cwd=tree,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         err = proc.stderr.read().decode()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -176,7 +179,7 @@ print(json.dumps({"rate": len(hr) / wall, "cpu_rate": len(hr) / cpu, "accuracy":
 def monitor_loop(values_npy: str, n: int, tree: str) -> dict:
     """Monitor.process over the readings in memory, in a fresh process importing from `tree`."""
     out = subprocess.run([sys.executable, "-c", _LOOP, values_npy], env=dict(os.environ, PYTHONPATH=tree),
-                         capture_output=True, text=True, check=True)
+                         cwd=tree, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -185,7 +188,7 @@ def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> d
     n = int(seconds * rate)
     env = dict(os.environ, PYTHONPATH=tree)
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-", "--format", "jsonl", "-q"],
-                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+                            env=env, cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     lines = [f"{v:.2f}\n".encode() for v in hr[:n + 1].tolist()]
     sent = np.zeros(n + 1)
     got = np.zeros(n + 1)
@@ -232,7 +235,7 @@ def start_times(tree: str, info_file: str, repeat: int = 5) -> dict:
         walls = []
         for _ in range(repeat):
             start = time.perf_counter()
-            r = subprocess.run([sys.executable, *args], env=env, capture_output=True)
+            r = subprocess.run([sys.executable, *args], env=env, cwd=tree, capture_output=True)
             walls.append(time.perf_counter() - start)
             if r.returncode != 0:
                 raise SystemExit(f"{name} failed: {r.stderr.decode()}")
