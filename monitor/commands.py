@@ -23,9 +23,10 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
-               plot=None, format_in=None) -> int:
+               plot=None, format_in=None, dashboard=None) -> int:
     """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
-    143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint)."""
+    143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint).
+    With ``dashboard`` (a started monitor.dashboard.Dashboard), every scored batch is shown on it."""
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
     from monitor.interrupts import Interrupts
@@ -102,6 +103,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         report = RejectReport(None if quiet else sys.stderr, file=rej_file,
                               count=resume["counts"]["rejected"] if resume else 0,
                               unit=getattr(choice.source, "record_unit", "line"))
+        if dashboard is not None:
+            sink = _dashboard_tee(dashboard, sink, mon, report, {"source": choice.name, "seed": seed})
 
         def save(pos, counts) -> None:
             sink.flush()
@@ -142,6 +145,8 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                 fh.write("\n")
         except OSError as e:
             raise error(f"cannot write {summary_json}: {e.strerror}")
+    if dashboard is not None:
+        dashboard.finish(summary)
     if not quiet:
         sys.stderr.write(format_summary(summary))
     if plot:
@@ -159,6 +164,14 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if not quiet:
             sys.stderr.write(f"monitor: circles sanity check passed: accuracy over the second half {acc:.4f}\n")
     return 0
+
+
+def _dashboard_tee(dashboard, sink, mon, report, extra: dict):
+    """The sink that also feeds the dashboard, with the run's summary as it goes."""
+    import time
+    from monitor.dashboard.live import live_summary
+    started = time.perf_counter()
+    return dashboard.tee(sink, lambda: live_summary(mon, rejected=report.count, started=started, extra=extra))
 
 
 def _check_paths(file, outputs: dict, error) -> None:
