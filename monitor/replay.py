@@ -91,8 +91,6 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
     rejects = rejects or RejectReport()
     stop = interrupts or Interrupts()
     flush_each = live or pacer.speed > 0
-    if live and hasattr(monitor, "train_behind"):
-        monitor.train_behind()  # a training step never holds up the readings behind it
     start_t = clock()
     headers = start["header_lines"] if start else 0
     position = start["position"] if start else None
