@@ -100,9 +100,7 @@ class Checkpoint:
         """The saved dict, checked for safety and format but not for options; None when missing."""
         import torch
 
-        path = Path(self.path)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
+        path = Path(self.path)  # (temporary files of killed runs: StateLock.remove_stale_temps)
         if not path.exists():
             return None
         try:

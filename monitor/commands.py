@@ -18,14 +18,24 @@ def _configure_torch() -> None:
     torch.set_num_threads(1)
 
 
-def run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
+def run_replay(*, error: Callable[[str], Exception], state=None, **options) -> int:
+    """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
+    143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint),
+    holding the exclusive lock on it for the whole run (see monitor.statelock)."""
+    lock = _lock_state(state, error) if state else None
+    try:
+        return _run_replay(error=error, state=state, **options)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
                summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
                plot=None, format_in=None) -> int:
-    """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
-    143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint)."""
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
     from monitor.interrupts import Interrupts
@@ -71,6 +81,11 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
                              resume=position if file != "-" else None, format_in=format_in)
     except SourceError as e:
         raise error(str(e))
+    if resume and hasattr(choice.source, "check_resume"):
+        try:  # a file replaced since the checkpoint: refused before any output is touched
+            choice.source.check_resume()
+        except SourceError as e:
+            raise error(str(e))
     late_from = (n or 10_000) // 2 if stream == "circles" else None
     mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, learn=learn,
                        model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear,
@@ -159,6 +174,18 @@ def run_replay(*, file, stream, n, column, time_column, label_column, threshold,
         if not quiet:
             sys.stderr.write(f"monitor: circles sanity check passed: accuracy over the second half {acc:.4f}\n")
     return 0
+
+
+def _lock_state(state, error):
+    """Take the exclusive lock on --state for the whole run (one line and exit 2 when it is held)."""
+    from monitor.statelock import StateBusy, StateLock, StateUnwritable
+    lock = StateLock(state)
+    try:
+        lock.acquire()
+    except (StateBusy, StateUnwritable) as e:
+        raise error(str(e))
+    lock.remove_stale_temps()
+    return lock
 
 
 def _check_paths(file, outputs: dict, error) -> None:

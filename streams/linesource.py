@@ -27,7 +27,7 @@ __all__ = ["LineSource", "read_batches"]
 
 def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
                  hold: bool = False, max_lines: int | None = None,
-                 start: dict | None = None) -> Iterator[Batch]:
+                 start: dict | None = None, digest=None) -> Iterator[Batch]:
     """Batches of the whole lines in a stream of byte chunks, one Batch per chunk holding a newline.
 
     With ``hold``, batches of blank lines and the header are kept back until a reading or another
@@ -40,6 +40,10 @@ def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
     Batch carries its ``position`` (byte offset and number of the next unread line, and the
     parser's state); ``start``, a position handed out before, says where ``chunks`` begin and
     that the lines before it were read already (no empty-source error then).
+
+    With ``digest`` (a hashlib object holding the bytes before ``start``), each position also
+    carries ``"sha256"``: the hex digest of every byte before its offset, so that a resume can
+    tell the same bytes from a file replaced since (see CsvReplay).
     """
     pending: list[bytes] = []  # the start of a line whose newline has not arrived
     line = 1 if start is None else int(start["line"])  # number of the next line
@@ -54,8 +58,13 @@ def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
         offset += size
         readings += len(batch)
         only_blank = only_blank and all(r.reason == "empty line" for r in batch.rejected)
-        return replace(batch, position={"offset": offset, "line": line,
-                                        "parser": parser.state_dict()})
+        position = {"offset": offset, "line": line, "parser": parser.state_dict()}
+        if digest is not None:
+            digest.update(block)
+            if size > len(block):
+                digest.update(b"\n")
+            position["sha256"] = digest.hexdigest()
+        return replace(batch, position=position)
 
     def parse(block: bytes, newline: bool = True) -> Iterator[Batch]:
         """The batches of a block of whole lines (followed by a newline in the source or not)."""

@@ -13,6 +13,7 @@ reading column 'hr', time column 't'
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable, Iterator
 
@@ -39,7 +40,9 @@ class CsvReplay(LineSource):
         between batches can do so every ``max_lines`` lines.
     resume
         A ``Batch.position`` handed out by an earlier replay of the same file: reading starts
-        at its byte offset, with its line numbers and column choice, as if never stopped.
+        at its byte offset, with its line numbers and column choice, as if never stopped; the
+        bytes before the offset must hash to its ``"sha256"`` (see check_resume). With
+        ``max_lines`` or ``resume``, each position carries that digest of the bytes before it.
     valid_range
         Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
     on_note
@@ -79,6 +82,7 @@ class CsvReplay(LineSource):
         self.block_bytes = block_bytes
         self.max_lines = max_lines
         self.resume = resume
+        self._prefix = None  # the digest of the bytes before the resume offset, once checked
 
     def _repr_args(self) -> list[str]:
         extra = [] if self.block_bytes == 1 << 22 else [f"block_bytes={self.block_bytes!r}"]
@@ -88,6 +92,33 @@ class CsvReplay(LineSource):
 
     def _name(self) -> str:
         return os.fspath(self.path)
+
+    def check_resume(self):
+        """Hash the bytes before the resume offset; SourceError unless they are the ones checkpointed.
+
+        Returns the hashlib object (the position's ``"sha256"`` digest of those bytes), which
+        iteration then goes on updating. A resume position without a digest is not checked.
+        Called by iteration; a caller may call it first, to refuse a replaced file before any work.
+        """
+        if self._prefix is not None:
+            return self._prefix.copy()
+        digest = hashlib.sha256()
+        want = None if self.resume is None else self.resume.get("sha256")
+        offset = 0 if self.resume is None else int(self.resume["offset"])
+        if want is None or offset == 0:
+            return digest
+        left = offset
+        for chunk in iter_blocks(self.path, self.block_bytes):
+            digest.update(chunk[:left])
+            left -= min(left, len(chunk))
+            if not left:
+                break
+        if left or digest.hexdigest() != want:
+            have = f"has only {offset - left} bytes" if left else f"its first {offset} bytes differ from"
+            raise SourceError(f"cannot resume {self._name()}: it {have} those the checkpoint was saved "
+                              "on (replaced or rewritten since?); give another --state to start afresh")
+        self._prefix = digest
+        return digest.copy()
 
     def _chunks(self) -> Iterator[bytes]:
         if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
@@ -102,8 +133,11 @@ class CsvReplay(LineSource):
             yield chunk
 
     def __iter__(self) -> Iterator[Batch]:
+        if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
+            raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
         parser = self._parser()
         if self.resume is not None:
             parser.load_state_dict(self.resume["parser"])
         return read_batches(self._chunks(), parser, name=self._name(), hold=self.resume is None,
-                            max_lines=self.max_lines, start=self.resume)
+                            max_lines=self.max_lines, start=self.resume,
+                            digest=None if self.resume is None and self.max_lines is None else self.check_resume())
