@@ -38,6 +38,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
                plot=None, format_in=None) -> int:
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
+    from monitor.checkpoint_check import check_replay_state
     from monitor.interrupts import Interrupts
     from monitor.keyed import KeyedMonitor
     from monitor.pacing import Pacer
@@ -67,6 +68,8 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
         ck = Checkpoint(state, options=options)
         try:
             saved = ck.load() if learn else ck.load(keys=tuple(sorted(model_opts)))
+            if saved is not None:
+                check_replay_state(saved, state, file_source=bool(file) and file != "-" and learn)
         except CheckpointError as e:
             raise error(str(e))
         if saved is None and not learn:
@@ -97,8 +100,9 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
     if saved is not None:
         try:
             mon.load_state_dict(saved["monitor"], model_only=not learn)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise error(f"checkpoint {state} does not fit this monitor: {str(e).splitlines()[0]}")
+        except Exception as e:  # a field the checks above let through but the monitor cannot take
+            raise error(f"checkpoint {state} does not fit this monitor: "
+                        f"{(str(e).splitlines() or [type(e).__name__])[0]}")
     if resume:
         note(f"resuming from checkpoint {state}: {mon.n_scored} readings scored, "
              + ("standard input goes on with whatever arrives next" if file == "-"
