@@ -1,7 +1,8 @@
 """Field values to arrays, a whole column at a time, and the reason a single value is refused.
 
-Numbers follow Python's float(): surrounding whitespace is allowed, so are 'nan' and 'inf' (which
-the caller refuses as not finite). Times are float seconds or ISO 8601 date-times (to epoch
+Numbers follow Python's float() on ASCII decimal text: surrounding whitespace is allowed, so are
+'nan' and 'inf' (which the caller refuses as not finite); underscores ('9_5') and non-ASCII digits
+(full-width '９５') are not numbers. Times are float seconds or ISO 8601 date-times (to epoch
 seconds; a date-time without a zone is taken as UTC). Labels are 0/1/true/false.
 
 >>> to_float(["80", " 81.5 ", "abc"]).tolist()
@@ -28,10 +29,17 @@ _CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is red
 
 
 def _float_or_nan(value: str) -> float:
+    if not _plain(value):
+        return math.nan
     try:
         return float(value)
     except ValueError:
         return math.nan
+
+
+def _plain(text: str) -> bool:
+    """ASCII without underscores: what float() reads beyond decimal numbers ('9_5', full-width digits) is refused."""
+    return text.isascii() and "_" not in text
 
 
 def to_float(values: Sequence[str]) -> np.ndarray:
@@ -41,6 +49,8 @@ def to_float(values: Sequence[str]) -> np.ndarray:
     for start in range(0, n, _CHUNK):
         part = values[start:start + _CHUNK]
         try:
+            if not _plain("".join(part)):  # one C-level check per chunk
+                raise ValueError
             out[start:start + len(part)] = np.fromiter(map(float, part), np.float64, len(part))
         except ValueError:  # rare: find the bad ones
             out[start:start + len(part)] = [_float_or_nan(v) for v in part]
@@ -89,9 +99,11 @@ def why_number(value: str, name: str) -> str | None:
     if not v:
         return f"empty field {name!r}"
     try:
+        if not _plain(v):
+            raise ValueError
         number = float(v)
     except ValueError:
-        return f"not a number: {shown(v)}"
+        return f"not a number: {shown(v)}" + ("" if _plain(v) else " (only ASCII decimal numbers are read)")
     return None if math.isfinite(number) else f"not finite: {shown(v)}"
 
 
@@ -103,6 +115,8 @@ def why_time(value: str, name: str, iso: bool) -> str | None:
     if iso:
         return None if math.isfinite(iso_seconds([v])[0]) else f"not a time: {shown(v)}"
     try:
+        if not _plain(v):
+            raise ValueError
         number = float(v)
     except ValueError:
         return f"not a time: {shown(v)}"

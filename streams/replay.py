@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from streams.batch import Batch, SourceError
 from streams.compression import iter_blocks
+from streams.lines import MAX_LINE
 from streams.linesource import LineSource, read_batches
 
 __all__ = ["CsvReplay"]
@@ -47,6 +48,8 @@ class CsvReplay(LineSource):
         Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
     on_note
         Called once with a one-line note saying which columns were chosen.
+    max_line
+        A line of more bytes is a counted reject, never held whole (default 1 MB).
 
     A missing or empty file raises SourceError when iteration starts, and so does a file shorter
     than the offset to resume from.
@@ -75,9 +78,10 @@ class CsvReplay(LineSource):
                  key_column: str | None = None, block_bytes: int = 1 << 22,
                  max_lines: int | None = None, resume: dict | None = None,
                  valid_range: tuple[float, float] | None = None,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_line: int = MAX_LINE) -> None:
         super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, valid_range=valid_range, on_note=on_note)
+                         key_column=key_column, valid_range=valid_range, on_note=on_note,
+                         max_line=max_line)
         self.path = path
         self.block_bytes = block_bytes
         self.max_lines = max_lines
@@ -139,5 +143,5 @@ class CsvReplay(LineSource):
         if self.resume is not None:
             parser.load_state_dict(self.resume["parser"])
         return read_batches(self._chunks(), parser, name=self._name(), hold=self.resume is None,
-                            max_lines=self.max_lines, start=self.resume,
+                            max_lines=self.max_lines, start=self.resume, max_line=self.max_line,
                             digest=None if self.resume is None and self.max_lines is None else self.check_resume())
