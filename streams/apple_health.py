@@ -1,9 +1,10 @@
 """Apple Health ``export.xml``: the ``HKQuantityTypeIdentifierHeartRate`` records, streamed.
 
 An export holds every kind of record (steps, energy, sleep...) and is often gigabytes. It is read
-with ``xml.etree.ElementTree.iterparse``: each top-level element is looked at when it ends and
-then cleared from the tree, so memory holds one element and one block of readings, never the
-document. A heart-rate record looks like::
+with ``xml.etree.ElementTree.iterparse``: each element is looked at when it ends and then removed
+from the tree (records at any depth, inside a wrapper element too), so memory holds one element
+and one block of readings, never the document. More than ``max_record`` bytes (1 MB) without an
+element ending is a SourceError: the parser would have to hold them. A heart-rate record looks like::
 
     <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Apple Watch" unit="count/min"
             startDate="2024-04-01 08:00:05 +0100" endDate="2024-04-01 08:00:05 +0100" value="62"/>
@@ -34,6 +35,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import open_bytes
+from streams.lines import MAX_LINE
 
 __all__ = ["AppleHealthXml", "HEART_RATE", "apple_seconds"]
 
@@ -81,10 +83,11 @@ class AppleHealthXml:
     record_unit = "record"  # Reject.line and Batch.line count records, not lines
 
     def __init__(self, path: str | os.PathLike, *, block: int = 65536,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE) -> None:
         self.path = path
         self.block = block
         self.on_note = on_note
+        self.max_record = max_record  # bytes fed to the parser without an element ending: refused beyond
 
     def __repr__(self) -> str:
         return f"AppleHealthXml({os.fspath(self.path)!r})"
@@ -97,19 +100,24 @@ class AppleHealthXml:
         starts: list = []
         units: list = []
         n_hr = 0  # heart-rate records so far
-        depth = 0
+        stack: list = []  # the open elements, root first
+        in_record = 0  # open Record elements (their children wait for them)
         root = None
-        f = open_bytes(self.path)
+        f = _Guard(open_bytes(self.path), self.max_record)
         try:
             with f:
                 for event, elem in iterparse(f, events=("start", "end")):
+                    f.mark()  # an element started or ended: the bytes of the next one count from here
                     if event == "start":
                         if root is None:
                             root = elem
-                        depth += 1
+                        stack.append(elem)
+                        in_record += elem.tag == "Record"
                         continue
-                    depth -= 1
-                    if depth != 1:  # nested (metadata) or the root itself: handled with their parent
+                    stack.pop()
+                    if elem.tag == "Record":
+                        in_record -= 1
+                    elif in_record:  # metadata inside a record: goes with its record
                         continue
                     if elem.tag == "Record" and elem.get("type") == HEART_RATE:
                         if n_hr + len(values) == 0 and self.on_note is not None:
@@ -122,7 +130,12 @@ class AppleHealthXml:
                             yield self._batch(values, starts, units, n_hr + 1)
                             n_hr += len(values)
                             values, starts, units = [], [], []
-                    root.clear()  # drop the finished element (and its children) from the tree
+                    if stack:  # drop the finished element (and its children), at any depth
+                        stack[-1].remove(elem)
+        except _TooLong:
+            raise SourceError(f"{name}: more than {self.max_record:,} bytes without an element ending, after "
+                              f"heart-rate record {n_hr + len(values)}: a record that long is not read "
+                              "(not an Apple Health export?)") from None
         except ParseError as e:
             if n_hr + len(values) == 0:
                 raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
@@ -159,6 +172,33 @@ class AppleHealthXml:
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
                      line=(first + idx).astype(np.int64), rejected=tuple(rejects))
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _Guard:
+    """The file as iterparse reads it, refusing to feed more than ``limit`` bytes between two elements."""
+
+    def __init__(self, f, limit: int) -> None:
+        self.f, self.limit, self.fed = f, limit, 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self.fed > self.limit:
+            raise _TooLong
+        data = self.f.read(n)
+        self.fed += len(data)
+        return data
+
+    def mark(self) -> None:
+        self.fed = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
 
 
 def _why(value, start, unit, t) -> str:
