@@ -133,7 +133,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
         start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
         try:
             with Interrupts() as interrupts:
-                pacer = Pacer(speed=speed, sleep=interrupts.sleep)
+                pacer = Pacer(speed=speed, sleep=interrupts.sleep, on_note=note)
                 summary = replay(source, mon, sink, live=choice.live, pacer=pacer,
                                  rejects=report, strict=strict, interrupts=interrupts, start=start,
                                  save=save if (ck is not None and learn) else None,

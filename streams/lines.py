@@ -36,6 +36,7 @@ __all__ = ["LineParser", "MAX_LINE", "too_long"]
 _BOM = "\ufeff"
 _RAW_MAX = 200  # characters of a rejected line kept in its Reject
 _SAMPLE = 100  # well-formed data lines looked at to choose the columns
+MAX_TIME = 1e13  # seconds from 0 a time may be (epoch milliseconds pass; 1e308 does not)
 MAX_LINE = 1 << 20  # bytes: a longer line (or record) is a counted reject, never held whole in memory
 _FAST_MIN_LINES = 2048  # smaller blocks (live input) go line by line: pandas costs ~1 ms a call
 
@@ -212,7 +213,7 @@ class LineParser:
         if self.valid_range is not None:
             ok &= (x >= self.valid_range[0]) & (x <= self.valid_range[1])
         if t is not None:
-            ok &= np.isfinite(t)
+            ok &= np.abs(t) <= MAX_TIME  # (NaN compares False)
         if y is not None:
             ok &= ~np.isnan(y)
         if self.header_ is not None and self._header_bytes() in block:  # only on the slow path
@@ -336,6 +337,8 @@ class LineParser:
                 reason = f"out of range {lo:g}..{hi:g}: {shown(fields[c.reading])}"
         if reason is None and c.time is not None:
             reason = why_time(fields[c.time], names[c.time], c.time_iso)
+            if reason is None and not c.time_iso and not abs(float(fields[c.time])) <= MAX_TIME:
+                reason = f"time out of range (beyond {MAX_TIME:g} s): {shown(fields[c.time].strip())}"
         if reason is None and c.label is not None:
             reason = why_label(fields[c.label], names[c.label])
         return reason or "unreadable line"
