@@ -40,9 +40,14 @@ def replay_redis(url: str, **kwargs) -> None:
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Readings per second (0: as fast as possible).")
 @click.option("--maxlen", type=click.IntRange(1), help="Trim each input stream to about this many entries.")
+@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+              help="Readings below this many bpm are rejected (not published), as by replay.")
+@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+              help="Readings above this many bpm are rejected (not published), as by replay.")
+@click.option("--no-range-check", is_flag=True, help="Publish any finite reading (ignore --min/--max).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def publish(args, stream, n, patients, seed, column, time_column, label_column, key_column, format_in,
-            shards, rate, maxlen, quiet) -> None:
+            shards, rate, maxlen, min_bpm, max_bpm, no_range_check, quiet) -> None:
     """Write the readings of FILE (or --stream) into Redis Streams at URL, sharded by key.
 
     Each reading becomes one entry with fields time, value, key (when there is one) and label (when
@@ -67,7 +72,8 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
         target = parse_url(url)
         choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
                              label_column=label_column, key_column=key_column, patients=patients,
-                             format_in=format_in, on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
+                             format_in=format_in, valid_range=None if no_range_check else (min_bpm, max_bpm),
+                             on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)
         result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen)
     except SourceError as e:

@@ -35,6 +35,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import open_bytes
+from streams.fields import in_range, to_float, why_range
 from streams.lines import MAX_LINE
 
 __all__ = ["AppleHealthXml", "HEART_RATE", "apple_seconds"]
@@ -59,13 +60,6 @@ def apple_seconds(values) -> np.ndarray:
     return np.asarray((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1), dtype=np.float64)
 
 
-def _float(v: str | None) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 class AppleHealthXml:
     """Heart-rate readings from an Apple Health export.xml. See the module docstring.
 
@@ -83,8 +77,10 @@ class AppleHealthXml:
     record_unit = "record"  # Reject.line and Batch.line count records, not lines
 
     def __init__(self, path: str | os.PathLike, *, block: int = 65536,
-                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE) -> None:
+                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE,
+                 valid_range: tuple[float, float] | None = None) -> None:
         self.path = path
+        self.valid_range = valid_range  # readings outside (low, high) are rejected, as in a CSV
         self.block = block
         self.on_note = on_note
         self.max_record = max_record  # bytes fed to the parser without an element ending: refused beyond
@@ -161,14 +157,14 @@ class AppleHealthXml:
             raise SourceError(f"{name} holds no {HEART_RATE} records")
 
     def _batch(self, values: list, starts: list, units: list, first: int) -> Batch:
-        x = np.fromiter(map(_float, values), np.float64, len(values))
+        x = to_float(["" if v is None else v for v in values])  # ASCII decimal numbers only, as in a CSV
         t = apple_seconds(starts)
         unit_ok = np.array([u == _UNIT for u in units], dtype=bool)
-        ok = np.isfinite(x) & np.isfinite(t) & unit_ok
+        ok = in_range(x, self.valid_range) & np.isfinite(t) & unit_ok
         rejects = []
         for i in np.flatnonzero(~ok).tolist():
             raw = f"startDate={starts[i]} value={values[i]} unit={units[i]}"
-            rejects.append(Reject(first + i, raw[:200], _why(values[i], starts[i], units[i], t[i])))
+            rejects.append(Reject(first + i, raw[:200], _why(values[i], starts[i], units[i], t[i], self.valid_range)))
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
                      line=(first + idx).astype(np.int64), rejected=tuple(rejects))
@@ -201,14 +197,16 @@ class _Guard:
         self.f.close()
 
 
-def _why(value, start, unit, t) -> str:
+def _why(value, start, unit, t, valid_range=None) -> str:
     if value is None:
         return "missing value"
-    x = _float(value)
+    x = float(to_float([value])[0])
     if math.isnan(x) and value.strip().lower() != "nan":
         return f"not a number: {value!r}"
     if not math.isfinite(x):
         return f"not finite: {value!r}"
+    if valid_range is not None and not valid_range[0] <= x <= valid_range[1]:
+        return why_range(x, valid_range)
     if unit != _UNIT:
         return f"unit {unit!r}, expected {_UNIT!r}"
     if start is None:

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
+__all__ = ["in_range", "why_range", "shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
 
 _LABELS = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
 _CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is redone one by one
@@ -129,3 +129,17 @@ def why_label(value: str, name: str) -> str | None:
     if not v:
         return f"empty field {name!r}"
     return None if v.lower() in _LABELS else f"not a label (0/1/true/false): {shown(v)}"
+
+
+def in_range(x: np.ndarray, valid_range: tuple[float, float] | None) -> np.ndarray:
+    """(n,) True where a reading is finite and inside ``valid_range`` (any finite one when None)."""
+    ok = np.isfinite(x)
+    if valid_range is not None:
+        ok &= (x >= valid_range[0]) & (x <= valid_range[1])
+    return ok
+
+
+def why_range(value: float, valid_range: tuple[float, float]) -> str:
+    """The reason a finite reading outside the range is refused (as the CSV parser words it)."""
+    lo, hi = valid_range
+    return f"out of range {lo:g}..{hi:g}: '{value:g}'"

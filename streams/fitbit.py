@@ -34,6 +34,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import iter_blocks
+from streams.fields import in_range, why_range
 from streams.lines import MAX_LINE, too_long
 
 __all__ = ["FitbitJson", "fitbit_seconds"]
@@ -124,8 +125,10 @@ class FitbitJson:
     record_unit = "record"  # Reject.line and Batch.line count records, not lines
 
     def __init__(self, path: str | os.PathLike, *, block_bytes: int = 1 << 20,
-                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE) -> None:
+                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE,
+                 valid_range: tuple[float, float] | None = None) -> None:
         self.path = path
+        self.valid_range = valid_range  # readings outside (low, high) are rejected, as in a CSV
         self.block_bytes = block_bytes
         self.on_note = on_note
         self.max_record = max_record  # bytes: a longer record is a counted reject, never held whole
@@ -228,9 +231,9 @@ class FitbitJson:
         when = [r.get("dateTime") if isinstance(r, dict) else None for r in records]
         x = np.array([_number(v) for v in bpm], dtype=np.float64)
         t = fitbit_seconds(when)
-        ok = np.isfinite(x) & np.isfinite(t)
+        ok = in_range(x, self.valid_range) & np.isfinite(t)
         rejects = [Reject(first + i, *long[i]) if i in long else
-                   Reject(first + i, _raw(records[i]), _why(records[i]))
+                   Reject(first + i, _raw(records[i]), _why(records[i], self.valid_range))
                    for i in np.flatnonzero(~ok).tolist()]
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
@@ -259,7 +262,7 @@ def _bpm(record):
     return value.get("bpm") if isinstance(value, dict) else None
 
 
-def _why(record) -> str:
+def _why(record, valid_range: tuple[float, float] | None = None) -> str:
     """Why a record is not a reading (the first problem found)."""
     if not isinstance(record, dict):
         return "not a JSON object"
@@ -272,7 +275,9 @@ def _why(record) -> str:
         return f"bpm not a number: {v!r}"
     if not math.isfinite(_number(v)):
         return f"bpm not finite: {str(v)[:40]}"
-    return f"not a time: {record['dateTime']!r}"
+    if valid_range is not None and not valid_range[0] <= v <= valid_range[1]:
+        return why_range(float(v), valid_range)
+    return f"not a time: {str(record['dateTime'])[:40]!r}"
 
 
 def _decodable(block: bytes) -> int:

@@ -85,8 +85,9 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
     if given:
         raise SourceError(f"{' and '.join(given)} choose CSV columns; {os.fspath(path)} is read as "
                           f"{fmt}, whose fields are fixed (use --format-in csv to read it as CSV)")
+    valid_range = csv_options.get("valid_range")  # the range check applies to every format
     if fmt == "fitbit":
         from streams.fitbit import FitbitJson
-        return FitbitJson(path, on_note=on_note)
+        return FitbitJson(path, on_note=on_note, valid_range=valid_range)
     from streams.apple_health import AppleHealthXml
-    return AppleHealthXml(path, on_note=on_note)
+    return AppleHealthXml(path, on_note=on_note, valid_range=valid_range)

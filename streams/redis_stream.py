@@ -242,7 +242,7 @@ class RedisReadings:
 
 def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, rate: float = 0.0,
             pipeline: int = 500, maxlen: int | None = None, sleep=_time.sleep) -> dict:
-    """Write readings into the shard streams of ``stream``; returns {"readings", "per_shard", "elapsed_s"}.
+    """Write readings into the shard streams of ``stream``; returns {"readings", "rejected", "per_shard", "elapsed_s"}.
 
     Each reading becomes one entry (time, value, key when the batch has keys, label when known),
     sent in pipelines of ``pipeline`` entries. ``rate`` > 0 paces to that many readings per second.
@@ -251,9 +251,10 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
     names = shard_streams(stream, shards)
     sent = np.zeros(shards, dtype=np.int64)
     start = _time.perf_counter()
-    total = 0
+    total = rejected = 0
     for batch in batches:
         n = len(batch)
+        rejected += len(batch.rejected)  # not published: the same rejects as a file replay's
         if not n:
             continue
         if batch.key is None and shards > 1:
@@ -280,5 +281,5 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
                 if ahead > 0:
                     sleep(ahead)
         sent += np.bincount(shard, minlength=shards)
-    return {"readings": total, "per_shard": sent.tolist(), "streams": names,
+    return {"readings": total, "rejected": rejected, "per_shard": sent.tolist(), "streams": names,
             "elapsed_s": round(_time.perf_counter() - start, 6)}
