@@ -23,7 +23,19 @@ class MonitorError(click.ClickException):
         super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message))
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """click's group, but Ctrl-C before a command installs its own handling (during the imports of
+    torch and pandas) exits 130 as a signal should, not 1 with "Aborted!"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.stderr.write("monitor: interrupted\n")
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="monitor", message="%(prog)s %(version)s")
 def main() -> None:
     """Flag abnormal heart-rate readings with a network that learns from the stream as it runs.

@@ -51,6 +51,9 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
         _require_plotting(error)
     _check_paths(file, {"--out": out, "--rejects": rejects_path, "--alerts": alerts_path,
                         "--summary-json": summary_json, "--state": state, "--plot": plot}, error)
+    if not out and sys.stdout is None:  # started with standard output closed (`>&-`)
+        sys.stderr.write("Error: standard output is closed; give --out FILE for the records\n")
+        return 1
     _configure_torch()
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
     fmt = fmt or ("table" if out is None and sys.stdout.isatty() else "jsonl")
@@ -108,46 +111,49 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
              + ("standard input goes on with whatever arrives next" if file == "-"
                 else f"going on at line {(position or {}).get('line', 1)}"))
     kept = resume["outputs"] if resume else {}
-    with ExitStack() as stack:
-        dest = _open_output(out, kept.get("out"), stack, error) if out else sys.stdout
-        rej_file = _open_output(rejects_path, kept.get("rejects"), stack, error) if rejects_path else None
-        alerts_file = _open_output(alerts_path, kept.get("alerts"), stack, error) if alerts_path else None
-        colour = fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
-        sink = make_sink(fmt, dest, colour=colour)
-        if resume and out and kept.get("out") and hasattr(sink, "header_written"):
-            sink.header_written = True  # the header is in the part of the file kept
-        only = alerts_only and not out  # --alerts-only: stdout gets alert records, not readings
-        sink = AlertSink(None if only else sink, alerts=alerts_file, echo=sys.stdout if alerts_only else None)
-        report = RejectReport(None if quiet else sys.stderr, file=rej_file,
-                              count=resume["counts"]["rejected"] if resume else 0,
-                              unit=getattr(choice.source, "record_unit", "line"))
+    try:
+        with ExitStack() as stack:
+            dest = _open_output(out, kept.get("out"), stack, error) if out else sys.stdout
+            rej_file = _open_output(rejects_path, kept.get("rejects"), stack, error) if rejects_path else None
+            alerts_file = _open_output(alerts_path, kept.get("alerts"), stack, error) if alerts_path else None
+            colour = fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
+            sink = make_sink(fmt, dest, colour=colour)
+            if resume and out and kept.get("out") and hasattr(sink, "header_written"):
+                sink.header_written = True  # the header is in the part of the file kept
+            only = alerts_only and not out  # --alerts-only: stdout gets alert records, not readings
+            sink = AlertSink(None if only else sink, alerts=alerts_file, echo=sys.stdout if alerts_only else None)
+            report = RejectReport(None if quiet else sys.stderr, file=rej_file,
+                                  count=resume["counts"]["rejected"] if resume else 0,
+                                  unit=getattr(choice.source, "record_unit", "line"))
 
-        def save(pos, counts) -> None:
-            sink.flush()
-            report.flush()
-            offsets = {"out": _synced_size(dest) if out else None,
-                       "rejects": _synced_size(rej_file) if rej_file else None,
-                       "alerts": _synced_size(alerts_file) if alerts_file else None}
-            ck.save({"monitor": mon.state_dict(), "position": pos, "outputs": offsets, "counts": counts})
+            def save(pos, counts) -> None:
+                sink.flush()
+                report.flush()
+                offsets = {"out": _synced_size(dest) if out else None,
+                           "rejects": _synced_size(rej_file) if rej_file else None,
+                           "alerts": _synced_size(alerts_file) if alerts_file else None}
+                ck.save({"monitor": mon.state_dict(), "position": pos, "outputs": offsets, "counts": counts})
 
-        start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
-        try:
-            with Interrupts() as interrupts:
-                pacer = Pacer(speed=speed, sleep=interrupts.sleep, on_note=note)
-                summary = replay(source, mon, sink, live=choice.live, pacer=pacer,
-                                 rejects=report, strict=strict, interrupts=interrupts, start=start,
-                                 save=save if (ck is not None and learn) else None,
-                                 checkpoint_every=checkpoint_every)
-        except (SourceError, StrictStop) as e:
-            raise error(str(e))
-        except ValueError as e:
-            if saved is None:
-                raise
-            # e.g. a checkpoint of a keyed stream (2 inputs) given to an unkeyed file (1 input)
-            raise error(f"checkpoint {state} does not fit this input: {str(e).splitlines()[0]}")
-        except BrokenPipeError:
-            _silence_stdout()
-            return 0
+            start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
+            try:
+                with Interrupts() as interrupts:
+                    pacer = Pacer(speed=speed, sleep=interrupts.sleep, on_note=note)
+                    summary = replay(source, mon, sink, live=choice.live, pacer=pacer,
+                                     rejects=report, strict=strict, interrupts=interrupts, start=start,
+                                     save=save if (ck is not None and learn) else None,
+                                     checkpoint_every=checkpoint_every)
+            except (SourceError, StrictStop) as e:
+                raise error(str(e))
+            except ValueError as e:
+                if saved is None:
+                    raise
+                # e.g. a checkpoint of a keyed stream (2 inputs) given to an unkeyed file (1 input)
+                raise error(f"checkpoint {state} does not fit this input: {str(e).splitlines()[0]}")
+            except BrokenPipeError:
+                _silence_stdout()
+                return 0
+    except OSError as e:  # no space left (ENOSPC), an I/O error: the outputs or the checkpoint cannot be written
+        return _write_failed(e)
     summary["source"] = choice.name
     summary["seed"] = seed
     if state:
@@ -159,8 +165,9 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
             with open(summary_json, "w", encoding="utf-8") as fh:
                 json.dump(summary, fh, indent=2)
                 fh.write("\n")
-        except OSError as e:
-            raise error(f"cannot write {summary_json}: {e.strerror}")
+        except OSError as e:  # (checked writable before the run: a disk that filled up since)
+            e.filename = e.filename or summary_json
+            return _write_failed(e)
     if not quiet:
         sys.stderr.write(format_summary(summary))
     if plot:
@@ -210,6 +217,20 @@ def _check_paths(file, outputs: dict, error) -> None:
         parent = os.path.dirname(p) or "."
         if not os.path.isdir(parent):
             raise error(f"cannot write {given[opt]} ({opt}): no directory {os.path.dirname(given[opt]) or '.'}")
+        if opt != "--state":  # (--state: its lock file is the probe)
+            _probe(given[opt], opt, error)
+
+
+def _probe(path: str, opt: str, error) -> None:
+    """Refuse, before any work, an output that cannot be opened for writing (it is not changed)."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise error(f"cannot write {path} ({opt}): {e.strerror}")
+    if not existed:
+        os.unlink(path)
 
 
 def _is_device(path: str) -> bool:
@@ -268,10 +289,22 @@ def _synced_size(fh) -> int | None:
     return os.fstat(fh.fileno()).st_size
 
 
+def _write_failed(e: OSError) -> int:
+    """One line for an output that could not be written, exit status 1; the last checkpoint stands."""
+    _silence_stdout()  # what is still buffered for standard output cannot go anywhere either
+    where = f" {e.filename}" if e.filename else " the output"
+    sys.stderr.write(f"Error: cannot write{where}: {e.strerror or e}; stopped (a --state run resumes "
+                     "from its last checkpoint)\n")
+    return 1
+
+
 def _silence_stdout() -> None:
     """After a closed pipe (`monitor replay big.csv | head`), point stdout at /dev/null so exit is quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no standard output at all
+        pass
 
 
 def _progress_wanted(file, live: bool, quiet: bool) -> bool:
