@@ -145,3 +145,75 @@ def test_a_file_that_only_grew_still_resumes(tmp_path):
     assert run(*args).exit_code == 0
     assert run("replay", str(data), "--out", str(ref), "-q").exit_code == 0
     assert out.read_bytes() == ref.read_bytes()
+
+
+# -- the resume path, as a property: kills, concurrent runs and replaced inputs in any order ------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+EVENTS = st.lists(st.one_of(
+    st.tuples(st.just("kill"), st.integers(1, 4), st.sampled_from(["before", "tmp", "after"])),
+    st.tuples(st.just("concurrent")),
+    st.tuples(st.just("replace"), st.integers(0, 2)),
+), min_size=1, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The input, and the outputs of one uninterrupted run over it."""
+    from tests.test_resume import hr_file, in_child
+    d = tmp_path_factory.mktemp("ref")
+    data = hr_file(d / "hr.csv", n=120)
+    status = in_child(["replay", str(data), "--out", str(d / "o.jsonl"), "--rejects", str(d / "r.jsonl"),
+                       "--state", str(d / "s.pt"), "--checkpoint-every", "10", "-q"])
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return data, (d / "o.jsonl").read_bytes(), (d / "r.jsonl").read_bytes()
+
+
+@settings(max_examples=5, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(events=EVENTS)
+def test_any_mix_of_kills_concurrent_runs_and_replaced_inputs_ends_exactly_once(reference, events):
+    import shutil
+    import tempfile
+
+    from monitor.statelock import StateLock
+    from tests.test_resume import in_child
+
+    original, ref_out, ref_rej = reference
+    d = tempfile.mkdtemp()
+    try:
+        data = os.path.join(d, "hr.csv")
+        shutil.copy(original, data)
+        out, rej, state = (os.path.join(d, n) for n in ("o.jsonl", "r.jsonl", "s.pt"))
+        args = ["replay", data, "--out", out, "--rejects", rej, "--state", state, "--checkpoint-every", "10", "-q"]
+
+        def outputs():
+            return tuple(open(p, "rb").read() if os.path.exists(p) else None for p in (out, rej, state))
+
+        for event in events:
+            if event[0] == "kill":
+                status = in_child(args, kill=f"{event[1]}:{event[2]}")
+                assert os.WIFSIGNALED(status) or os.WEXITSTATUS(status) == 0  # (a run may end before the kill)
+            elif event[0] == "concurrent":  # another run holds the state: refused, nothing touched
+                before = outputs()
+                with StateLock(state):
+                    status = in_child(args)
+                assert os.WEXITSTATUS(status) == 2 and outputs() == before
+            else:  # the input replaced: refused once a checkpoint covers some of it; then put back
+                before = outputs()
+                text = open(original).read().splitlines(keepends=True)
+                text[1 + event[1]] = "0.25,77.7\n"  # one reading changed near the start, same length or not
+                with open(data, "w") as fh:
+                    fh.write("".join(text))
+                status = in_child(args)
+                if before[2] is not None:  # a checkpoint exists: the changed bytes lie before its offset
+                    assert os.WEXITSTATUS(status) == 2 and outputs() == before
+                shutil.copy(original, data)
+                if before[2] is None and os.WEXITSTATUS(status) == 0:  # it ran on the other file: start afresh
+                    for p in (out, rej, state):
+                        os.unlink(p)
+        assert os.WEXITSTATUS(in_child(args)) == 0
+        assert open(out, "rb").read() == ref_out and open(rej, "rb").read() == ref_rej
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
