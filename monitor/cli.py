@@ -146,6 +146,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 @click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
               help="Readings above this many bpm are rejected (files and standard input).")
 @click.option("--no-range-check", is_flag=True, help="Accept any finite reading (ignore --min/--max).")
+@click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
+              help="A longer line (or JSON/XML record) is a counted reject, never held in memory.")
 @click.option("--state", type=click.Path(dir_okay=False),
               help="Checkpoint file: resume from it if it exists, write it as the run goes and at exit.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=10_000, show_default=True,
@@ -157,7 +159,7 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle) -> None:
+           max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -203,7 +205,7 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                       fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
                       error=MonitorError, rejects_path=rejects_path, strict=strict,
                       valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, **keys)
+                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, max_line=max_line, **keys)
     sys.exit(code)
 
 
@@ -256,7 +258,15 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
 @click.option("--threshold", type=float, default=91.0, show_default=True,
               help="Report the share of readings strictly above this many bpm.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the report.")
-def info(file, format_in, column, time_column, label_column, threshold, as_json) -> None:
+@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+              help="Readings below this many bpm are counted as rejected, as by replay.")
+@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+              help="Readings above this many bpm are counted as rejected, as by replay.")
+@click.option("--no-range-check", is_flag=True, help="Count any finite reading (ignore --min/--max).")
+@click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
+              help="A longer line (or record) is counted as rejected, as by replay.")
+def info(file, format_in, column, time_column, label_column, threshold, as_json, min_bpm, max_bpm,
+         no_range_check, max_line) -> None:
     """Say what the monitor would read from FILE, without running the model.
 
     Format, columns chosen, readings and rejected records, time span, mean, spread, and the share
@@ -273,7 +283,8 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
 
     try:
         d = describe(file, format_in=format_in, column=column, time_column=time_column,
-                     label_column=label_column, threshold=threshold)
+                     label_column=label_column, threshold=threshold, max_line=max_line,
+                     valid_range=None if no_range_check else (min_bpm, max_bpm))
     except SourceError as e:
         raise MonitorError(str(e))
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)

@@ -35,7 +35,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
-               plot=None, format_in=None) -> int:
+               plot=None, format_in=None, max_line=None) -> int:
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
     from monitor.checkpoint_check import check_replay_state
@@ -67,7 +67,8 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
                    "range": None if valid_range is None else list(valid_range), "format": fmt, "out": out,
                    "rejects": rejects_path, "key_column": key_column, "key_model": key_model,
                    "max_keys": max_keys, "patients": patients, "alert_after": str(alert_after),
-                   "alert_clear": str(alert_clear), "alerts": alerts_path, "alerts_only": alerts_only}
+                   "alert_clear": str(alert_clear), "alerts": alerts_path, "alerts_only": alerts_only,
+                   "max_line": max_line}
         ck = Checkpoint(state, options=options)
         try:
             saved = ck.load() if learn else ck.load(keys=tuple(sorted(model_opts)))
@@ -84,7 +85,8 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
                              label_column=label_column, key_column=key_column, on_note=note,
                              patients=patients, valid_range=valid_range,
                              max_lines=checkpoint_every if state else None,
-                             resume=position if file != "-" else None, format_in=format_in)
+                             resume=position if file != "-" else None, format_in=format_in,
+                             max_line=max_line)
     except SourceError as e:
         raise error(str(e))
     if resume and hasattr(choice.source, "check_resume"):

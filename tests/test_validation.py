@@ -85,3 +85,20 @@ def test_publish_publishes_what_a_replay_scores_and_counts_the_rest(tmp_path, ma
     published = json.loads(res.output.split("published ", 1)[1])
     assert published["rejected"] == s["rejected"] == 5
     assert [float(f["value"]) for _, f in fake.entries] == [70.0, 71.0, 72.0]
+
+
+@pytest.mark.parametrize("make", [csv, fitbit, apple], ids=["csv", "fitbit", "apple"])
+def test_info_counts_what_a_replay_reads(tmp_path, make):
+    path = make(tmp_path / "in", [70, 71] + BAD + [72, "abc"])
+    s, _ = summary(tmp_path, str(path))
+    res = CliRunner().invoke(main, ["info", str(path), "--json"], catch_exceptions=False)
+    d = json.loads(res.output)
+    assert (d["readings"], d["rejected"]) == (s["readings"], s["rejected"]) == (3, 5)
+
+
+def test_the_line_limit_is_a_setting(tmp_path):
+    path = csv(tmp_path / "in.csv", [70, 71, "9" * 50, 72])
+    s, rejects = summary(tmp_path, str(path), "--max-line-bytes", "20")
+    assert (s["readings"], s["rejected"]) == (3, 1) and "longer than 20 bytes" in rejects[0]["reason"]
+    s, _ = summary(tmp_path, str(path))
+    assert (s["readings"], s["rejected"]) == (3, 1)  # 1e49..: out of range, read as a number
