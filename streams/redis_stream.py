@@ -66,7 +66,9 @@ def parse_url(url: str) -> RedisTarget:
     try:
         port = parts.port or 6379
     except ValueError:
-        raise SourceError(f"{url!r}: the port is not a number") from None
+        digits = parts.netloc.rpartition(":")[2]
+        why = "is out of range 1..65535" if digits.isascii() and digits.isdigit() else "is not a number"
+        raise SourceError(f"{url!r}: the port {why}") from None
     db = 0
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")

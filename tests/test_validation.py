@@ -102,3 +102,21 @@ def test_the_line_limit_is_a_setting(tmp_path):
     assert (s["readings"], s["rejected"]) == (3, 1) and "longer than 20 bytes" in rejects[0]["reason"]
     s, _ = summary(tmp_path, str(path))
     assert (s["readings"], s["rejected"]) == (3, 1)  # 1e49..: out of range, read as a number
+
+
+def test_numbers_are_ascii_decimal_and_a_stray_cr_is_not_dropped(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes("t,hr\n0,80\n1,9_5\n2,\uff19\uff15\n3,9\r5\n4,81\r\n5,82\n".encode())
+    s, rejects = summary(tmp_path, str(path))
+    assert (s["readings"], s["rejected"]) == (3, 3)
+    assert [r["line"] for r in rejects] == [3, 4, 5]
+    assert all(r["reason"].startswith("not a number") for r in rejects), rejects
+
+
+def test_a_port_out_of_range_is_named_so():
+    from streams import SourceError
+    from streams.redis_stream import parse_url
+    with pytest.raises(SourceError, match="out of range"):
+        parse_url("redis://127.0.0.1:99999/hr")
+    with pytest.raises(SourceError, match="not a number"):
+        parse_url("redis://127.0.0.1:http/hr")
