@@ -16,11 +16,17 @@ __all__ = ["publish", "serve", "replay_redis"]
 
 def replay_redis(url: str, **kwargs) -> None:
     """`monitor replay redis://...`: one consumer on one stream (monitor.redis_io.run_redis_replay)."""
-    from monitor.commands import _configure_torch
+    from monitor.commands import _configure_torch, _lock_state
     from monitor.redis_io import run_redis_replay
 
-    _configure_torch()
-    sys.exit(run_redis_replay(url=url, error=MonitorError, **kwargs))
+    lock = _lock_state(kwargs["state"], MonitorError) if kwargs.get("state") else None  # one run per --state
+    try:
+        _configure_torch()
+        code = run_redis_replay(url=url, error=MonitorError, **kwargs)
+    finally:
+        if lock is not None:
+            lock.release()
+    sys.exit(code)
 
 
 @click.command(context_settings=CONTEXT)

@@ -100,6 +100,15 @@ def test_a_held_lock_is_refused_in_process(tmp_path):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_a_redis_replay_with_a_busy_state_is_refused_too(tmp_path):
+    from monitor.statelock import StateLock
+
+    state = tmp_path / "s.pt"
+    with StateLock(state):
+        res = run("replay", "redis://127.0.0.1:1/hr", "--state", str(state), "--until-idle")
+    assert res.exit_code == 2 and f"PID {os.getpid()}" in res.output
+
+
 # -- item 2: input replaced between runs ----------------------------------------------------------
 
 def _killed_half_way(tmp_path, data, out, state):

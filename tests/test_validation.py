@@ -120,3 +120,24 @@ def test_a_port_out_of_range_is_named_so():
         parse_url("redis://127.0.0.1:99999/hr")
     with pytest.raises(SourceError, match="not a number"):
         parse_url("redis://127.0.0.1:http/hr")
+
+
+@pytest.mark.skipif(not os.environ.get("MONITOR_TEST_REDIS_PORT"),
+                    reason="no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does)")
+@pytest.mark.parametrize("make", [csv, fitbit], ids=["csv", "fitbit"])
+def test_a_redis_replay_scores_what_the_file_replay_scores(tmp_path, make):
+    import uuid
+
+    pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:{os.environ['MONITOR_TEST_REDIS_PORT']}/v-{uuid.uuid4().hex[:8]}"
+    path = make(tmp_path / "in", [70, 71] + BAD + [72, "abc", 95])
+    res = CliRunner().invoke(main, ["publish", str(path), url, "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    s, _ = summary(tmp_path, str(path))
+    res = CliRunner().invoke(main, ["replay", url, "--until-idle", "-q", "--summary-json", str(tmp_path / "r.json"),
+                                    "--out", str(tmp_path / "r.jsonl")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["readings"] == s["readings"] == 4
+    values = [json.loads(ln)["value"] for ln in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert values == [70.0, 71.0, 72.0, 95.0]
