@@ -117,3 +117,13 @@ def test_a_text_file_as_state_is_not_called_code(tmp_path):
     res = CliRunner().invoke(main, ["replay", str(tmp_path / "a.csv"), "--state", str(tmp_path / "s.pt"), "-q"],
                              catch_exceptions=False)
     assert res.exit_code == 2 and "not a monitor checkpoint" in res.output and "run code" not in res.output
+
+
+@pytest.mark.parametrize("source", [["-"], ["--stream", "synthetic", "--n", "300"]], ids=["stdin", "generated"])
+def test_checkpoints_of_standard_input_and_generated_streams_still_resume(tmp_path, source):
+    args = ["replay", *source, "--state", str(tmp_path / "s.pt"), "--out", str(tmp_path / "o.jsonl"), "-q",
+            "--checkpoint-every", "100"]
+    feed = "hr\n" + "".join(f"{80 + i % 20}\n" for i in range(50))
+    for _ in range(2):
+        res = CliRunner().invoke(main, args, input=feed, catch_exceptions=False)
+        assert res.exit_code == 0, res.output

@@ -187,3 +187,24 @@ def test_absurd_times_are_rejected(tmp_path, t):
     s = json.loads((tmp_path / "s.json").read_text())
     assert (s["readings"], s["rejected"]) == (2, 1)
     assert "time out of range" in res.output
+
+
+# -- the Fitbit scanner, carried across blocks, against json.loads ---------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_TEXT = st.text(alphabet='ab{}[]",:\\ \n\u00e9', max_size=12)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(notes=st.lists(_TEXT, min_size=1, max_size=12), block=st.integers(1, 90))
+def test_the_fitbit_scanner_finds_every_record_whatever_the_blocks(tmp_path_factory, notes, block):
+    from streams.fitbit import FitbitJson
+
+    recs = [{"dateTime": f"04/01/24 00:00:{i:02d}", "note": {"t": n, "k": [n, {"x": n}]},
+             "value": {"bpm": 60 + i}} for i, n in enumerate(notes)]
+    path = tmp_path_factory.mktemp("fb") / "hr.json"
+    path.write_text(json.dumps(recs, ensure_ascii=False), encoding="utf-8")
+    batches = list(FitbitJson(path, block_bytes=block))
+    assert np.concatenate([b.x.ravel() for b in batches]).tolist() == [60.0 + i for i in range(len(notes))]
+    assert not [r for b in batches for r in b.rejected]
