@@ -135,6 +135,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="Write the summary as one JSON object to this file.")
 @click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0: as fast as possible; 1: real time by the time column; 10: ten times faster.")
+@click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="With --speed: the longest wait between two readings, in seconds (a longer gap is cut, with a note).")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True),
               help="Write a PNG: the series, threshold and flags; loss and running accuracy below (needs matplotlib).")
 @click.option("-q", "--quiet", is_flag=True, help="No notes or summary on stderr.")
@@ -158,8 +160,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
-           alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle) -> None:
+           alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
+           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -205,7 +207,7 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                       fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
                       error=MonitorError, rejects_path=rejects_path, strict=strict,
                       valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, max_line=max_line, **keys)
+                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, max_line=max_line, max_gap=max_gap, **keys)
     sys.exit(code)
 
 

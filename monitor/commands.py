@@ -35,7 +35,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
-               plot=None, format_in=None, max_line=None) -> int:
+               plot=None, format_in=None, max_line=None, max_gap=60.0) -> int:
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
     from monitor.checkpoint_check import check_replay_state
@@ -139,7 +139,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
             start = {"position": position, "header_lines": resume["counts"]["header_lines"]} if resume else None
             try:
                 with Interrupts() as interrupts:
-                    pacer = Pacer(speed=speed, sleep=interrupts.sleep, on_note=note)
+                    pacer = Pacer(speed=speed, sleep=interrupts.sleep, on_note=note, max_gap=max_gap)
                     summary = replay(source, mon, sink, live=choice.live, pacer=pacer,
                                      rejects=report, strict=strict, interrupts=interrupts, start=start,
                                      save=save if (ck is not None and learn) else None,

@@ -208,3 +208,13 @@ def test_the_fitbit_scanner_finds_every_record_whatever_the_blocks(tmp_path_fact
     batches = list(FitbitJson(path, block_bytes=block))
     assert np.concatenate([b.x.ravel() for b in batches]).tolist() == [60.0 + i for i in range(len(notes))]
     assert not [r for b in batches for r in b.rejected]
+
+
+def test_the_pacing_cap_is_a_setting_and_noted(tmp_path):
+    path = tmp_path / "gap.csv"
+    path.write_text("t,hr\n0,80\n1,81\n1000000000000,82\n1000000000001,83\n")
+    t0 = time.monotonic()
+    res = run("replay", str(path), "--speed", "1000", "--max-gap", "0.5", "--out", os.devnull)
+    assert res.exit_code == 0, res.output
+    assert time.monotonic() - t0 < 15
+    assert "a gap of 1e+12 s in the time column is cut to 0.5 s of waiting" in res.output
