@@ -136,7 +136,8 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
 @click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0: as fast as possible; 1: real time by the time column; 10: ten times faster.")
 @click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="With --speed: the longest wait between two readings, in seconds (a longer gap is cut, with a note).")
+              help="With --speed: the longest wait between two readings, in seconds "
+                   "(a longer gap is cut, with a note).")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True),
               help="Write a PNG: the series, threshold and flags; loss and running accuracy below (needs matplotlib).")
 @click.option("-q", "--quiet", is_flag=True, help="No notes or summary on stderr.")

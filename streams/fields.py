@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["in_range", "why_range", "shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
+__all__ = ["in_range", "why_range", "shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number",
+           "why_time", "why_label"]
 
 _LABELS = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
 _CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is redone one by one

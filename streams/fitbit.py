@@ -166,7 +166,8 @@ class FitbitJson:
                     skipped[1] += len(chunk)
                     continue
                 n_records += 1
-                yield _only_rejects([Reject(n_records, skipped[0], too_long(skipped[1] + int(ends[0]), self.max_record))])
+                why = too_long(skipped[1] + int(ends[0]), self.max_record)
+                yield _only_rejects([Reject(n_records, skipped[0], why)])
                 skipped, chunk, ends = None, chunk[int(ends[0]):], ends[1:] - ends[0]
             if len(ends):
                 lengths = np.diff(np.concatenate(([-size], ends)))  # (k,) bytes of each record (separator included)

@@ -103,7 +103,10 @@ def test_utf16_is_named(tmp_path):
 # -- item 6: Fitbit rescans, Apple wrapper ---------------------------------------------------------
 
 def fitbit_records(n: int, start: int = 0) -> list[str]:
-    return [f'{{"dateTime": "04/01/24 {(start + i) // 3600 % 24:02d}:{(start + i) // 60 % 60:02d}:{(start + i) % 60:02d}", '
+    def hms(s: int) -> str:
+        return f"{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+    return [f'{{"dateTime": "04/01/24 {hms(start + i)}", '
             f'"value": {{"bpm": {60 + i % 40}, "confidence": 2}}}}' for i in range(n)]
 
 
