@@ -100,6 +100,37 @@ def _key_options(f):
     return f
 
 
+def _dashboard_option(f):
+    return click.option(
+        "--dashboard", metavar="[HOST:]PORT",
+        help="Serve a live page of the run (per-key tiles, alerts, figures), /api/state, /events and "
+             "/metrics (Prometheus) on 127.0.0.1:PORT (PORT 0: any free port; the URL is said on stderr). "
+             "A HOST that is not loopback needs MONITOR_DASHBOARD_TOKEN set: every request must then "
+             "carry it (Authorization: Bearer TOKEN, or ?token=TOKEN). After a finite stream the page "
+             "stays up until Ctrl-C.")(click.option(
+        "--dashboard-hold/--no-dashboard-hold", default=True, show_default=True,
+        help="With --dashboard: keep the page up after a finite stream (--no-dashboard-hold: exit, "
+             "for scripts and benchmarks).")(f))
+
+
+def open_dashboard(spec: str, *, source: str, quiet: bool):
+    """A started monitor.dashboard.Dashboard for --dashboard SPEC; a one-line error otherwise."""
+    from monitor.dashboard.address import TOKEN_ENV, Address
+    try:
+        address = Address.parse(spec)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--dashboard")
+    try:
+        from monitor.dashboard.live import Dashboard
+    except ImportError as e:
+        raise MonitorError(f"--dashboard needs {e.name or 'aiohttp'}: pip install 'monitor[dashboard]'")
+    try:
+        return Dashboard(address, token=os.environ.get(TOKEN_ENV) or None, source=source,
+                         note=None if quiet else sys.stderr).__enter__()
+    except ValueError as e:
+        raise MonitorError(f"--dashboard {spec}: {e}")
+
+
 def _span(text: str, option: str):
     from monitor.alerts import Span
     try:
@@ -159,10 +190,12 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 @click.option("--until-idle", is_flag=True,
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
+@_dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
-           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle) -> None:
+           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, dashboard,
+           dashboard_hold) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -181,6 +214,14 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
+    if file is not None and file.startswith("redis://") and dashboard:
+        from monitor.cli_dashboard import replay_redis_with_dashboard
+        replay_redis_with_dashboard(file, dashboard, dashboard_hold, config=learner_config(
+                         hidden, lr, batch_size, normalise, batchnorm, loss),
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                     alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
+                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
+                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
     if file is not None and file.startswith("redis://"):
         from monitor.cli_dist import replay_redis
         replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
@@ -203,12 +244,20 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                 alert_after=_span(alert_after, "--alert-after"), alert_clear=_span(alert_clear, "--alert-clear"),
                 alerts_path=alerts_path, alerts_only=alerts_only)
     from monitor.commands import run_replay
-    code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
-                      label_column=label_column, format_in=format_in, threshold=threshold, seed=seed, config=config,
-                      fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                      error=MonitorError, rejects_path=rejects_path, strict=strict,
-                      valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                      checkpoint_every=checkpoint_every, learn=learn, plot=plot, max_line=max_line, max_gap=max_gap, **keys)
+    dash = open_dashboard(dashboard, source=file or stream, quiet=quiet) if dashboard else None
+    try:
+        code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
+                          label_column=label_column, format_in=format_in, threshold=threshold, seed=seed,
+                          config=config, fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
+                          error=MonitorError, rejects_path=rejects_path, strict=strict,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
+                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash,
+                          max_line=max_line, max_gap=max_gap, **keys)
+        if dash is not None and dashboard_hold and code not in (130, 143):
+            code = dash.hold()  # the page stays up after a finite stream, until Ctrl-C or SIGTERM
+    finally:
+        if dash is not None:
+            dash.__exit__(None, None, None)
     sys.exit(code)
 
 
@@ -294,6 +343,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
 
 
 import monitor.cli_dist  # noqa: E402,F401  registers publish and serve (they use the helpers above)
+import monitor.cli_dashboard  # noqa: E402,F401  registers dashboard
 
 
 if __name__ == "__main__":  # pragma: no cover

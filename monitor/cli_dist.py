@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from monitor.cli import CONTEXT, FORMATS_IN, MonitorError, _model_options, _span, learner_config, main
+from monitor.cli import (CONTEXT, FORMATS_IN, MonitorError, _dashboard_option, _model_options, _span,
+                         learner_config, main)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -119,9 +120,10 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--maxlen", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Trim the output streams to about this many entries.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@_dashboard_option
 def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, batch_size, normalise, batchnorm,
           loss, key_model, max_keys, alert_after, alert_clear, alerts_path, out, summary_json, until_idle,
-          checkpoint_every, maxlen, quiet) -> None:
+          checkpoint_every, maxlen, quiet, dashboard, dashboard_hold) -> None:
     """Run the monitor on the shard streams at URL: one consumer per shard, records and alerts to
     the output streams STREAM:i:records and STREAM:i:alerts.
 
@@ -138,12 +140,19 @@ def serve(url, engine, shards, address, num_cpus, threshold, seed, hidden, lr, b
     from monitor.ray_shards import run_serve
 
     config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
-    sys.exit(run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
-                       threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                       alert_after=_span(alert_after, "--alert-after"),
-                       alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
-                       summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
-                       maxlen=maxlen, quiet=quiet, error=MonitorError))
+
+    def run() -> int:
+        return run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
+                         threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                         alert_after=_span(alert_after, "--alert-after"),
+                         alert_clear=_span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
+                         summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
+                         maxlen=maxlen, quiet=quiet, error=MonitorError)
+
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
+        from monitor.cli_dashboard import run_with_redis_dashboard
+        sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
+    sys.exit(run())
 
 
 main.add_command(publish)

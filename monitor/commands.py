@@ -21,7 +21,8 @@ def _configure_torch() -> None:
 def run_replay(*, error: Callable[[str], Exception], state=None, **options) -> int:
     """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
     143 on SIGTERM). With ``state``, resumes from and writes checkpoints (see monitor.checkpoint),
-    holding the exclusive lock on it for the whole run (see monitor.statelock)."""
+    holding the exclusive lock on it for the whole run (see monitor.statelock). With ``dashboard``
+    (a started monitor.dashboard.Dashboard), every scored batch is shown on it."""
     lock = _lock_state(state, error) if state else None
     try:
         return _run_replay(error=error, state=state, **options)
@@ -31,11 +32,11 @@ def run_replay(*, error: Callable[[str], Exception], state=None, **options) -> i
 
 
 def _run_replay(*, file, stream, n, column, time_column, label_column, threshold, seed, config, fmt, out,
-               summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
-               key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
-               alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
-               valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
-               plot=None, format_in=None, max_line=None, max_gap=60.0) -> int:
+                summary_json, speed, quiet, error: Callable[[str], Exception], key_column=None,
+                key_model="shared", max_keys=None, patients=None, alert_after=None, alert_clear=None,
+                alerts_path=None, alerts_only=False, rejects_path=None, strict=False,
+                valid_range=(20.0, 300.0), state=None, checkpoint_every=10_000, learn=True,
+                plot=None, format_in=None, max_line=None, max_gap=60.0, dashboard=None) -> int:
     from monitor.alerts import AlertSink, Span
     from monitor.checkpoint import Checkpoint, CheckpointError
     from monitor.checkpoint_check import check_replay_state
@@ -127,6 +128,8 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
             report = RejectReport(None if quiet else sys.stderr, file=rej_file,
                                   count=resume["counts"]["rejected"] if resume else 0,
                                   unit=getattr(choice.source, "record_unit", "line"))
+            if dashboard is not None:
+                sink = _dashboard_tee(dashboard, sink, mon, report, {"source": choice.name, "seed": seed})
 
             def save(pos, counts) -> None:
                 sink.flush()
@@ -170,6 +173,8 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
         except OSError as e:  # (checked writable before the run: a disk that filled up since)
             e.filename = e.filename or summary_json
             return _write_failed(e)
+    if dashboard is not None:
+        dashboard.finish(summary)
     if not quiet:
         sys.stderr.write(format_summary(summary))
     if plot:
@@ -199,6 +204,14 @@ def _lock_state(state, error):
         raise error(str(e))
     lock.remove_stale_temps()
     return lock
+
+
+def _dashboard_tee(dashboard, sink, mon, report, extra: dict):
+    """The sink that also feeds the dashboard, with the run's summary as it goes."""
+    import time
+    from monitor.dashboard.live import live_summary
+    started = time.perf_counter()
+    return dashboard.tee(sink, lambda: live_summary(mon, rejected=report.count, started=started, extra=extra))
 
 
 def _check_paths(file, outputs: dict, error) -> None:
