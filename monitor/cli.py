@@ -10,7 +10,7 @@ import click
 
 from monitor import __version__
 
-FORMATS_IN = ("csv", "fitbit", "apple-health")  # streams.formats.FORMATS, without importing it
+FORMATS_IN = ("csv", "fitbit", "apple-health", "wfdb", "fhir", "tcx", "fit")  # streams.formats.FORMATS, without importing it
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -196,7 +196,7 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
            alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
            min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, dashboard,
            dashboard_hold) -> None:
-    """Replay FILE (CSV, Fitbit JSON, Apple Health XML, gzipped or not; - for standard input).
+    """Replay FILE (CSV, Fitbit JSON, Apple Health XML, WFDB, FHIR, TCX, FIT, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
     terminal (not with --quiet).
@@ -207,6 +207,9 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out flags.jsonl   a file, records to a file
       monitor replay heart_rate-2024-04-01.json a Fitbit export (detected)
       monitor replay export.xml.gz              an Apple Health export, gzipped
+      monitor replay mimic/p000020n.hea         a WFDB record (its HR signal)
+      monitor replay observations.ndjson --alerts-only   FHIR: alerts per patient
+      cat obs.ndjson | monitor replay - --format-in fhir  FHIR NDJSON live, one resource a line
       monitor replay data.txt --format-in csv   no detection
       tail -f hr.log | monitor replay -         a live feed, each flag as it happens
       monitor replay --stream circles           the sanity check: must learn circles
@@ -304,7 +307,7 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format-in", type=click.Choice(FORMATS_IN),
               help="Input format of FILE [default: detected from its first bytes].")
-@click.option("--column", help="Column holding the heart rate (CSV).")
+@click.option("--column", help="Column holding the heart rate (CSV), or the signal (WFDB).")
 @click.option("--time-column", help="Column holding the time (CSV).")
 @click.option("--label-column", help="Column with the data's own 0/1 labels (CSV).")
 @click.option("--threshold", type=float, default=91.0, show_default=True,
@@ -329,6 +332,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
       monitor info hr.csv
       monitor info heart_rate-2024-04-01.json --json
       monitor info export.xml.gz --threshold 100
+      monitor info record.hea --column PULSE
     """
     from monitor.info import describe, format_info
     from streams import SourceError

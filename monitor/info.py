@@ -37,7 +37,8 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
     Keys: path, format, gzip, columns, readings, rejected, header_lines, first_rejects (up to 5
     of [record, reason]), time_first, time_last, time_span_s, mean, std, min, max, threshold,
     above_threshold (share of readings strictly above it), labels (share of label 1, when the file
-    has a label column).
+    has a label column), found (what a record-based format found: signals, codes, skipped
+    records), unit (what rejects count: line, record, sample...), keys (distinct keys, when keyed).
     """
     from models.normaliser import RunningNormaliser
     from streams.formats import detect, open_file
@@ -53,6 +54,7 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
     t_first = t_last = None
     label_sum, label_n = 0.0, 0
     first_rejects: list = []
+    keys: set = set()
     for batch in source:
         rejected += len(batch.rejected)
         headers += batch.header_lines
@@ -60,6 +62,8 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
         if not len(batch):
             continue
         x = batch.x[:, 0]
+        if batch.key is not None:
+            keys.update(batch.key.tolist())
         stats.update(batch.x)
         n += len(x)
         above += int((x > threshold).sum())
@@ -81,6 +85,8 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
         "min": lo if n else None, "max": hi if n else None, "threshold": threshold,
         "above_threshold": above / n if n else None, "above_count": above,
         "labels": label_sum / label_n if label_n else None,
+        "found": getattr(source, "found_", None), "unit": getattr(source, "record_unit", "line"),
+        "keys": len(keys) if keys else None,
     }
 
 
@@ -108,8 +114,12 @@ def format_info(d: dict) -> str:
     extra = [f"{d['rejected']} rejected"]
     if d["header_lines"]:
         extra.append(f"{d['header_lines']} header line" + ("s" if d["header_lines"] > 1 else ""))
-    lines = [("file", d["path"]), ("format", fmt), ("columns", d["columns"] or "-"),
-             ("readings", f"{d['readings']}  ({', '.join(extra)})")]
+    lines = [("file", d["path"]), ("format", fmt), ("columns", d["columns"] or "-")]
+    if d.get("found"):
+        lines.append(("found", d["found"]))
+    lines.append(("readings", f"{d['readings']}  ({', '.join(extra)})"))
+    if d.get("keys"):
+        lines.append(("keys", str(d["keys"])))
     if d["readings"]:
         lines += [
             ("time", f"{_time(d['time_first'])} .. {_time(d['time_last'])}  (span {_span(d['time_span_s'])})"),
@@ -120,7 +130,7 @@ def format_info(d: dict) -> str:
         ]
         if d["labels"] is not None:
             lines.append(("labelled 1", f"{100 * d['labels']:.1f}%"))
-    unit = "line" if d["format"] == "csv" else "record"
+    unit = d.get("unit") or ("line" if d["format"] == "csv" else "record")
     for rec, reason in d["first_rejects"]:
         lines.append(("rejected", f"{unit} {rec}: {reason}"))
     return "".join(f"{k:<15} {v}\n" for k, v in lines)

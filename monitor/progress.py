@@ -16,7 +16,9 @@ from streams import Batch
 __all__ = ["with_progress", "wants_progress", "estimate_records"]
 
 _COUNT_LIMIT = 1 << 31  # files larger than this (2 GiB) are not pre-scanned for a total
-_MARKERS = {"fitbit": b'"bpm"', "apple-health": b"HKQuantityTypeIdentifierHeartRate"}
+_MARKERS = {"fitbit": b'"bpm"', "apple-health": b"HKQuantityTypeIdentifierHeartRate", "tcx": b"<HeartRateBpm",
+            "fhir": b'"8867-4"'}
+_NO_TOTAL = ("wfdb", "fit")  # binary signal files: no marker to count
 
 
 def wants_progress(*, path: str | None, live: bool, quiet: bool, stderr: TextIO) -> bool:
@@ -30,7 +32,7 @@ def estimate_records(path: str, fmt: str, gzip: bool) -> int | None:
     One pass of C-level byte counting; None for gzip (it would mean decompressing twice) or a
     file larger than 2 GiB, and the bar then counts without a total.
     """
-    if gzip or os.path.getsize(path) > _COUNT_LIMIT:
+    if gzip or fmt in _NO_TOTAL or os.path.getsize(path) > _COUNT_LIMIT:
         return None
     marker = _MARKERS.get(fmt, b"\n")
     count, last = 0, b""

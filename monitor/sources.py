@@ -32,7 +32,8 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
     """A file path, "-" for standard input, or a named stream (sample, circles, synthetic, ward).
 
     A file's format (CSV, Fitbit JSON, Apple Health XML, any of them gzipped) is detected from its
-    first bytes unless ``format_in`` names it; standard input is CSV lines.
+    first bytes unless ``format_in`` names it; standard input is CSV lines, or FHIR NDJSON with
+    ``format_in="fhir"``.
     For the ward, ``patients`` is the number of patients and ``n`` the length in minutes.
     ``valid_range`` applies to line sources (files, standard input, the sample), whose readings
     are heart rates; ``max_lines`` caps the lines of a file's batches (checkpoint granularity);
@@ -58,9 +59,14 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
         from streams.sample import Sample
         return SourceChoice(Sample(**cols, **file_opts), False, "sample")
     if path == "-":
+        if format_in == "fhir":
+            from streams.fhir import FhirObservations
+            return SourceChoice(FhirObservations(stream=sys.stdin.buffer, valid_range=valid_range,
+                                                 on_note=on_note), True, "-")
         if format_in not in (None, "csv"):
             from streams import SourceError
-            raise SourceError(f"standard input is read as CSV lines; --format-in {format_in} needs a FILE")
+            raise SourceError(f"standard input is read as CSV lines (or FHIR NDJSON with --format-in fhir); "
+                              f"--format-in {format_in} needs a FILE")
         from streams.live import LiveLines
         return SourceChoice(LiveLines(stream=sys.stdin.buffer, **cols), True, "-")
     from streams.formats import open_file

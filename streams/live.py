@@ -20,7 +20,7 @@ from typing import BinaryIO, Callable, Iterator
 from streams.lines import MAX_LINE
 from streams.linesource import LineSource
 
-__all__ = ["LiveLines"]
+__all__ = ["LiveLines", "read_chunks"]
 
 _READ = 65536  # bytes asked of os.read, which returns as soon as any are available
 
@@ -70,13 +70,19 @@ class LiveLines(LineSource):
         return stream + super()._repr_args()
 
     def _chunks(self) -> Iterator[bytes]:
-        stream = sys.stdin.buffer if self.stream is None else self.stream
-        try:
-            fd = stream if isinstance(stream, int) else stream.fileno()
-        except (AttributeError, OSError):  # no descriptor (io.BytesIO): read what the stream gives
-            read = getattr(stream, "read1", stream.read)
-            while chunk := read(_READ):
-                yield chunk
-            return
-        while chunk := os.read(fd, _READ):
+        return read_chunks(self.stream)
+
+
+def read_chunks(stream: BinaryIO | int | None = None) -> Iterator[bytes]:
+    """The bytes of a live stream (standard input when None) as they arrive, read from its descriptor;
+    a stream without one (io.BytesIO) is read with its read1() or read()."""
+    stream = sys.stdin.buffer if stream is None else stream
+    try:
+        fd = stream if isinstance(stream, int) else stream.fileno()
+    except (AttributeError, OSError):  # no descriptor (io.BytesIO): read what the stream gives
+        read = getattr(stream, "read1", stream.read)
+        while chunk := read(_READ):
             yield chunk
+        return
+    while chunk := os.read(fd, _READ):
+        yield chunk

@@ -161,3 +161,17 @@ def test_pickle_round_trip_continues_identically():
         copy.learn_one(x, y)
     assert model.predict_proba_one(rows[0][0]) == copy.predict_proba_one(rows[0][0])
     assert model.learner_.n_steps_ == copy.learner_.n_steps_ > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_defaults_beat_logistic_regression_on_phishing_and_learn_bananas(seed):
+    """The figures in the README (benchmarks/river_datasets.py): at least LogisticRegression's
+    accuracy on Phishing, and at least 0.85 on Bananas, which a linear model cannot reach."""
+    from river import linear_model
+
+    def accuracy(dataset, clf):
+        return evaluate.progressive_val_score(dataset, preprocessing.StandardScaler() | clf, metrics.Accuracy()).get()
+
+    lr = accuracy(datasets.Phishing(), linear_model.LogisticRegression())
+    assert accuracy(datasets.Phishing(), OnlineMLPClassifier(seed=seed)) >= lr
+    assert accuracy(datasets.Bananas(), OnlineMLPClassifier(seed=seed)) >= 0.85
