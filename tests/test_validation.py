@@ -56,10 +56,19 @@ def test_the_range_check_applies_to_every_format(tmp_path, make):
 
 
 class FakeRedis:
-    """Just what streams.redis_stream.publish uses: pipeline().xadd(...).execute()."""
+    """Just what streams.redis_stream.publish uses: the layout hash, the groups, pipeline().xadd(...).execute()."""
 
     def __init__(self):
-        self.entries = []
+        self.entries, self.hashes = [], {}
+
+    def hgetall(self, name):
+        return self.hashes.get(name, {})
+
+    def hset(self, name, mapping):
+        self.hashes[name] = {str(k).encode(): str(v).encode() for k, v in mapping.items()}
+
+    def xgroup_create(self, name, group, id="0", mkstream=False):
+        pass
 
     def pipeline(self, transaction=False):
         return self
@@ -78,7 +87,7 @@ def test_publish_publishes_what_a_replay_scores_and_counts_the_rest(tmp_path, ma
     fake = FakeRedis()
     monkeypatch.setattr(rs, "connect", lambda target: fake)
     path = make(tmp_path / "in", [70, 71] + BAD + [72, "abc"])
-    res = CliRunner().invoke(main, ["publish", str(path), "redis://127.0.0.1:1/hr"], catch_exceptions=False)
+    res = CliRunner().invoke(main, ["publish", str(path), "redis://127.0.0.1:1/hr", "--pack", "1"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     s, rejects = summary(tmp_path, str(path))
     assert len(fake.entries) == s["readings"] == 3
