@@ -99,6 +99,11 @@ class LearnerConfig:
         return NetworkConfig(n_features=self.n_features, hidden=self.hidden, batchnorm=self.batchnorm,
                              activation=self.activation, loss=self.loss)
 
+    @property
+    def largest_batch(self) -> int:
+        """The largest mini-batch this config ever asks for (the pending buffer's size)."""
+        return max(self.batch_size, self.max_batch)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -119,7 +124,7 @@ def mini_batch_size(config: LearnerConfig, n_seen: int, *, warm: bool) -> int:
     [4, 4, 248, 1248, 4096]
     """
     grown = n_seen // config.growth if config.growth else config.batch_size
-    top = config.batch_size if warm else max(config.batch_size, config.max_batch)
+    top = config.batch_size if warm else config.largest_batch
     return int(min(top, max(config.min_batch, grown - grown % config.min_batch)))
 
 
@@ -136,7 +141,7 @@ class OnlineLearner:
         self.normaliser = RunningNormaliser()
         self.rng = np.random.default_rng(seed)
         d = c.n_features
-        top = max(c.batch_size, c.max_batch)
+        top = c.largest_batch
         self._pend_x = np.empty((top, d))  # (B, d) raw readings waiting for a step
         self._pend_y = np.empty(top)
         self._n_pend = 0

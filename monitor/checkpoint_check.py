@@ -159,7 +159,7 @@ def _learner(state: dict, where: str) -> None:
         c = LearnerConfig(**config)
     except (TypeError, ValueError) as e:
         raise _Bad(f"{where}.config does not make a learner ({str(e).splitlines()[0]})")
-    target = _int(state.get("target"), f"{where}.target", c.min_batch, c.batch_size)
+    target = _int(state.get("target"), f"{where}.target", c.min_batch, c.largest_batch)
     for x, y, cap in (("pend_x", "pend_y", target - 1), ("replay_x", "replay_y", c.replay)):
         tx, ty = state.get(x), state.get(y)
         if not (isinstance(tx, torch.Tensor) and isinstance(ty, torch.Tensor) and tx.dim() == 2

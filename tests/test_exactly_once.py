@@ -226,3 +226,21 @@ def test_any_mix_of_kills_concurrent_runs_and_replaced_inputs_ends_exactly_once(
         assert open(out, "rb").read() == ref_out and open(rej, "rb").read() == ref_rej
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_long_run_resumes_after_its_mini_batches_grew_past_batch_size(tmp_path):
+    """After the warm-up mini-batches grow past --batch-size (up to max_batch): the checkpoint of such
+    a run is valid, and a grown file resumes it to the records of one run over the whole file."""
+    full = tmp_path / "full.csv"
+    write_csv(full, 9000)
+    lines = full.read_text().splitlines(keepends=True)
+    part = tmp_path / "grow.csv"
+    part.write_text("".join(lines[:6001]))
+    state, out = tmp_path / "s.pt", tmp_path / "o.jsonl"
+    assert run("replay", str(part), "--out", str(out), "--state", str(state), "-q").exit_code == 0
+    part.write_text("".join(lines))  # the file grew
+    res = run("replay", str(part), "--out", str(out), "--state", str(state), "-q")
+    assert res.exit_code == 0, res.output
+    whole = tmp_path / "whole.jsonl"
+    assert run("replay", str(full), "--out", str(whole), "-q").exit_code == 0
+    assert out.read_bytes() == whole.read_bytes()
