@@ -1,34 +1,41 @@
-"""Speed of the monitor against its peers (issue 4), in one run on one generated stream.
+"""Speed of the monitor against river, like with like, in one run on one generated file (issue 15).
 
 Run from the project root::
 
-    python benchmarks/replay.py                 # 1,000,000 readings, plus the 10M memory check
-    python benchmarks/replay.py --no-10m        # skip the 10,000,000-reading run (about a minute)
-    python benchmarks/replay.py --n 200000      # a smaller stream
+    python benchmarks/replay.py                              # 5M readings, 10M memory check, live
+    python benchmarks/replay.py --n 1000000 --no-10m         # quicker
+    python benchmarks/replay.py --baseline ../base-main      # also an older tree, same run (before/after)
 
-What it measures, all on the same seeded synthetic heart-rate stream (streams.SyntheticHeartRate,
-written to a CSV "t,hr" of N readings):
+Everything is measured on the same seeded synthetic heart-rate stream (streams.SyntheticHeartRate)
+written to a CSV "t,hr" of N readings. Rows (wall-clock rate, rate per CPU second, peak RSS):
 
-1. ``monitor replay FILE --out FILE`` end to end, as a subprocess (start-up, parsing, normalising,
-   scoring every reading, training, metrics, writing every JSON record): readings/s from the wall
-   time, the CPU time, and the peak RSS of the child (its VmHWM, read as it exits);
-2. river ``StandardScaler | LogisticRegression`` test-then-train, one reading at a time (subset);
-3. a per-reading torch MLP in deep-river's style (the same network, one Adam step per reading on a
-   running-scaled input, predict before learn; subset);
-4. the floor: a bare torch loop of the same network, torch.optim.Adam and the monitor's largest
-   mini-batch, on pre-normalised tensors (nothing else);
-5. peak RSS of a 10M-reading replay against the 1M one (memory must not grow with the stream);
-6. live latency: lines written one by one into ``monitor replay -`` at 1,000/s, the time from a
-   line written to its record read back (p50, p99, max), after a warm-up;
-7. ``monitor --help`` wall time.
+1. whole process, monitor: ``monitor replay FILE --format csv --out OUT`` (and ``--format jsonl``),
+   start-up, parsing, scoring, training, metrics and writing every record included; accuracy from
+   its ``--summary-json``;
+2. whole process, river: this file run with ``--river-child FILE OUT``: pandas reads the same CSV,
+   ``StandardScaler | LogisticRegression(optim.Adam(0.01))`` scores then learns each reading (test
+   then train, the monitor's label: above 91 bpm) and a CSV record is written per reading;
+3. in the loop, both on the same first ``--loop-n`` readings already in memory (no file, no
+   output): the monitor's ``Monitor.process`` on 65,536-reading batches, river's
+   ``predict_proba_one`` / ``learn_one`` per reading;
+4. peak RSS of 1M and 10M readings (``--no-10m`` skips the second);
+5. live: ``monitor replay -`` started, one line written and its record awaited (start-up), then
+   ``--live-seconds`` x ``--live-rate`` lines written at that pace from reading 2 on, the model's
+   warm-up included; the time from each line written to its record read back (p50, p99, max);
+6. start-up: ``python -c pass``, ``monitor --help``, ``monitor info FILE`` (1,000-line file) and
+   ``import torch``, median of 5 runs.
 
-The machine is shared: wall-clock rates move with the load, so CPU times are printed alongside.
+With ``--baseline TREE`` the monitor rows (1, 3, 4, 5, 6) are also run from that source tree, in
+the same run, so before/after ratios share the machine's load. The machine may be shared: CPU
+times are printed beside wall times, and ratios are taken between rows of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -39,12 +46,11 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-ENV = dict(os.environ, PYTHONPATH=ROOT)
 
 
 def write_csv(path: str, n: int, seed: int = 0) -> None:
     """N readings of the synthetic stream as "t,hr" with two decimals, written in blocks."""
+    sys.path.insert(0, ROOT)
     from streams.synthetic import SyntheticHeartRate
 
     hr = SyntheticHeartRate(n=n, seed=seed).values()
@@ -56,58 +62,94 @@ def write_csv(path: str, n: int, seed: int = 0) -> None:
             np.savetxt(fh, block, fmt=("%.1f", "%.2f"), delimiter=",")
 
 
-# The child reports its own peak RSS (VmHWM of its address space) when it exits. os.wait4's
-# ru_maxrss cannot be used: subprocess starts children with vfork, and Linux carries the parent's
-# high-water RSS into the child's ru_maxrss at exec, so a child started by a benchmark that had
-# generated a 10M-reading stream "peaked" at the benchmark's own size (the 902 MB once reported).
+# The child reports its own peak RSS (VmHWM) when it exits: os.wait4's ru_maxrss carries the
+# parent's high-water mark into a vforked child at exec, so it cannot be used.
 _PEAK = """import atexit, os, runpy, sys
 def _peak(path=os.environ["MONITOR_BENCH_PEAK"]):
     with open("/proc/self/status") as f, open(path, "w") as out:
         out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1])
 atexit.register(_peak)
-sys.argv = ["monitor"] + sys.argv[1:]
-runpy.run_module("monitor", run_name="__main__")
+target = sys.argv[1]
+sys.argv = [target] + sys.argv[2:]
+if target == "monitor":
+    runpy.run_module("monitor", run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(target, run_name="__main__")
 """
 
 
-def run_child(args: list[str]) -> dict:
-    """Run ``python -m monitor ARGS``; wall seconds, CPU seconds and peak RSS (MB) of that child alone."""
+def run_child(target: str, args: list[str], tree: str = ROOT) -> dict:
+    """Run ``monitor ARGS`` (or a script) from source tree `tree`: wall s, CPU s, peak RSS MB.
+
+    Every child runs with its tree as the working directory too: ``python -c``/``-m`` put the
+    working directory first on sys.path, ahead of PYTHONPATH."""
     with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        env = dict(os.environ, PYTHONPATH=tree, MONITOR_BENCH_PEAK=peak.name)
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _PEAK, *args], env=dict(ENV, MONITOR_BENCH_PEAK=peak.name),
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK, target, *args], env=env, cwd=tree,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = proc.stderr.read().decode()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-        err = proc.stderr.read().decode()
         proc.stderr.close()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"monitor {' '.join(args)} failed ({proc.returncode}):\n{err}")
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise SystemExit(f"{target} {' '.join(args)} failed ({code}):\n{err}")
         rss_kb = int(peak.read() or 0)
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024}
 
 
-def monitor_replay(csv: str, out: str, n: int) -> dict:
-    r = run_child(["replay", csv, "--out", out, "-q"])
-    with open(out, "rb") as fh:
-        records = sum(1 for _ in fh)
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def monitor_process(csv: str, out: str, n: int, fmt: str, tree: str) -> dict:
+    summary = out + ".summary.json"
+    r = run_child("monitor", ["replay", csv, "--format", fmt, "--out", out, "-q", "--summary-json", summary], tree)
+    records = _count_lines(out) - (fmt == "csv")
     if records != n:
         raise SystemExit(f"monitor wrote {records} records for {n} readings")
-    r["rate"] = n / r["wall"]
-    r["cpu_rate"] = n / r["cpu"]
+    with open(summary) as fh:
+        r["accuracy"] = json.load(fh)["accuracy"]
+    r.update(rate=n / r["wall"], cpu_rate=n / r["cpu"])
     return r
 
 
-def _values(csv: str, n: int) -> np.ndarray:
+def river_process(csv: str, out: str, n: int) -> dict:
+    r = run_child(os.path.abspath(__file__), ["--river-child", csv, out])
+    with open(out + ".accuracy") as fh:
+        r["accuracy"] = float(fh.read())
+    r.update(rate=n / r["wall"], cpu_rate=n / r["cpu"])
+    return r
+
+
+def _river_model():
+    from river import linear_model, optim, preprocessing
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.Adam(0.01))
+
+
+def river_child(csv: str, out: str) -> None:
+    """The river per-reading pipeline as a whole process: read, score, learn, write each record."""
     import pandas as pd
 
-    return pd.read_csv(csv, nrows=n)["hr"].to_numpy()
+    frame = pd.read_csv(csv)
+    model = _river_model()
+    correct = 0
+    with open(out, "w") as fh:
+        fh.write("time,value,label,p_abnormal,flag\n")
+        for t, v in zip(frame["t"].tolist(), frame["hr"].tolist()):
+            x, y = {"hr": v}, v > 91.0
+            p = model.predict_proba_one(x).get(True, 0.0)
+            correct += (p > 0.5) == y
+            fh.write(f"{t!r},{v!r},{int(y)},{p:.6f},{int(p > 0.5)}\n")
+            model.learn_one(x, y)
+    with open(out + ".accuracy", "w") as fh:
+        fh.write(repr(correct / len(frame)))
 
 
-def river_rate(hr: np.ndarray) -> dict:
-    from river import linear_model, preprocessing
-
-    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+def river_loop(hr: np.ndarray) -> dict:
+    model = _river_model()
     correct = 0
     start, cpu = time.perf_counter(), time.process_time()
     for v in hr.tolist():
@@ -115,160 +157,178 @@ def river_rate(hr: np.ndarray) -> dict:
         correct += (model.predict_proba_one(x).get(True, 0.0) > 0.5) == y
         model.learn_one(x, y)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"n": len(hr), "rate": len(hr) / wall, "cpu_rate": len(hr) / cpu, "accuracy": correct / len(hr)}
+    return {"rate": len(hr) / wall, "cpu_rate": len(hr) / cpu, "accuracy": correct / len(hr)}
 
 
-def per_reading_torch_rate(hr: np.ndarray) -> dict:
-    """deep-river style: dict in, one forward for the prediction, one Adam step per reading."""
-    import torch
-    from river import preprocessing
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-    opt = torch.optim.Adam(net.parameters(), lr=0.001)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    scaler = preprocessing.StandardScaler()
-    correct = 0
-    start, cpu = time.perf_counter(), time.process_time()
-    for v in hr.tolist():
-        x, y = {"hr": v}, float(v > 91.0)
-        scaler.learn_one(x)
-        xt = torch.tensor([[scaler.transform_one(x)["hr"]]], dtype=torch.float32)
-        net.eval()
-        with torch.no_grad():
-            p = torch.sigmoid(net(xt))[0, 0].item()
-        correct += (p > 0.5) == (y == 1.0)
-        net.train()
-        loss = loss_fn(net(xt)[:, 0], torch.tensor([y]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"n": len(hr), "rate": len(hr) / wall, "cpu_rate": len(hr) / cpu, "accuracy": correct / len(hr)}
+_LOOP = """import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from monitor.pipeline import Monitor
+from streams import Batch
+hr = np.load(sys.argv[1])
+mon = Monitor(seed=0)
+start, cpu = time.perf_counter(), time.process_time()
+for i in range(0, len(hr), 65536):
+    v = hr[i:i + 65536]
+    mon.process(Batch.of_values(v))
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"rate": len(hr) / wall, "cpu_rate": len(hr) / cpu, "accuracy": mon.summary()["accuracy"]}))
+"""
 
 
-def floor_rate(hr: np.ndarray, batch: int) -> dict:
-    """A bare torch loop: same network, torch.optim.Adam, one step per `batch` readings."""
-    import torch
-    from models.learner import LearnerConfig
-    from models.network import build_network
-
-    c = LearnerConfig()
-    net = build_network(c.network, seed=0)
-    opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    x = torch.from_numpy(((hr - hr.mean()) / hr.std()).astype(np.float32)).reshape(-1, 1)
-    y = torch.from_numpy((hr > 91.0).astype(np.float32))
-    net.train()
-    start, cpu = time.perf_counter(), time.process_time()
-    for i in range(0, len(hr) - batch + 1, batch):
-        loss = loss_fn(net(x[i:i + batch])[:, 0], y[i:i + batch])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    n = len(hr) // batch * batch
-    return {"n": n, "rate": n / wall, "cpu_rate": n / cpu, "batch": batch}
+def monitor_loop(values_npy: str, n: int, tree: str) -> dict:
+    """Monitor.process over the readings in memory, in a fresh process importing from `tree`."""
+    out = subprocess.run([sys.executable, "-c", _LOOP, values_npy], env=dict(os.environ, PYTHONPATH=tree),
+                         cwd=tree, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
-def live_latency(hr: np.ndarray, *, warm: int, n: int, rate: float = 1000.0) -> dict:
-    """Write lines one by one at `rate`/s into `monitor replay -`; time each until its record is read."""
+def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> dict:
+    """Start `monitor replay -`, one line for start-up, then seconds x rate lines at that pace."""
+    n = int(seconds * rate)
+    env = dict(os.environ, PYTHONPATH=tree)
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-", "--format", "jsonl", "-q"],
-                            env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-    lines = [f"{v:.2f}\n".encode() for v in hr[:warm + n].tolist()]
-    sent = np.zeros(warm + n)
-    got = np.zeros(warm + n)
+                            env=env, cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    lines = [f"{v:.2f}\n".encode() for v in hr[:n + 1].tolist()]
+    sent = np.zeros(n + 1)
+    got = np.zeros(n + 1)
     done = threading.Event()
 
     def reader():
-        for i in range(warm + n):
+        for i in range(n + 1):
             if not proc.stdout.readline():
                 break
             got[i] = time.perf_counter()
         done.set()
 
     threading.Thread(target=reader, daemon=True).start()
-    proc.stdin.write(b"".join(lines[:warm]))  # warm-up: start-up and the first training steps
-    while got[warm - 1] == 0 and not done.is_set():
-        time.sleep(0.01)
+    start = time.perf_counter()
+    sent[0] = start
+    proc.stdin.write(lines[0])  # start-up: the process reads its first line once it has imported
+    while got[0] == 0 and not done.is_set():
+        time.sleep(0.001)
     t0 = time.perf_counter()
-    for i in range(warm, warm + n):
-        due = t0 + (i - warm) / rate
+    for i in range(1, n + 1):
+        due = t0 + (i - 1) / rate
         while (now := time.perf_counter()) < due:
             if due - now > 0.0005:
                 time.sleep(due - now - 0.0004)
         sent[i] = time.perf_counter()
         proc.stdin.write(lines[i])
-    done.wait(30)
+    done.wait(60)
     proc.stdin.close()
-    proc.wait(30)
-    lat = (got[warm:] - sent[warm:]) * 1e3  # ms
-    return {"n": n, "warm": warm, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-            "max": float(lat.max())}
+    proc.wait(60)
+    lat = (got[1:] - sent[1:]) * 1e3  # ms, reading 2 on: the model's warm-up included
+    if (got[1:] == 0).any():
+        raise SystemExit("live run: some records never came back")
+    return {"n": n, "first": (got[0] - sent[0]), "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
+            "over_2ms": int((lat > 2.0).sum())}
 
 
-def help_time(repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "monitor", "--help"], env=ENV, capture_output=True, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def start_times(tree: str, info_file: str, repeat: int = 5) -> dict:
+    env = dict(os.environ, PYTHONPATH=tree)
+    cmds = {"python -c pass": ["-c", "pass"], "monitor --help": ["-m", "monitor", "--help"],
+            "monitor info FILE": ["-m", "monitor", "info", info_file], "import torch": ["-c", "import torch"]}
+    out = {}
+    for name, args in cmds.items():
+        walls = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            r = subprocess.run([sys.executable, *args], env=env, cwd=tree, capture_output=True)
+            walls.append(time.perf_counter() - start)
+            if r.returncode != 0:
+                raise SystemExit(f"{name} failed: {r.stderr.decode()}")
+        out[name] = statistics.median(walls)
+    return out
+
+
+def _row(name: str, r: dict, extra: str = "") -> str:
+    rss = f"{r['rss_mb']:>7.0f} MB" if "rss_mb" in r else " " * 10
+    return f"{name:46} {r['rate']:>12,.0f} {r['cpu_rate']:>12,.0f} {rss}   {extra}"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Speed of the monitor against its peers (issue 4).")
-    ap.add_argument("--n", type=int, default=1_000_000, help="readings in the generated stream")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5_000_000, help="readings in the generated file")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--river-n", type=int, default=20_000, help="readings for river (subset)")
-    ap.add_argument("--torch-n", type=int, default=3_000, help="readings for the per-reading MLP (subset)")
+    ap.add_argument("--loop-n", type=int, default=500_000, help="readings for the in-loop comparison")
     ap.add_argument("--no-10m", dest="big", action="store_false", help="skip the 10M-reading memory run")
-    ap.add_argument("--live-n", type=int, default=5_000, help="live readings timed, after --live-warm")
-    ap.add_argument("--live-warm", type=int, default=5_000)
-    ap.add_argument("--dir", help="where to write the CSVs and records (default: a temporary directory)")
+    ap.add_argument("--live-seconds", type=float, default=10.0)
+    ap.add_argument("--live-rate", type=float, default=1000.0)
+    ap.add_argument("--baseline", help="another source tree of the monitor, run in the same benchmark")
+    ap.add_argument("--dir", help="where to write the files (default: a temporary directory)")
+    ap.add_argument("--river-child", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(1)
-    from models.learner import LearnerConfig
+    if args.river_child:
+        river_child(*args.river_child)
+        return 0
+    trees = [("this tree", ROOT)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        csv, out = os.path.join(tmp, "hr.csv"), os.path.join(tmp, "records.jsonl")
+        csv, out = os.path.join(tmp, "hr.csv"), os.path.join(tmp, "records")
         write_csv(csv, args.n, args.seed)
-        print(f"stream: {args.n:,} synthetic readings (seed {args.seed}), {os.path.getsize(csv) / 1e6:.1f} MB CSV; "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-        mon = monitor_replay(csv, out, args.n)
-        hr = _values(csv, args.n)
-        riv = river_rate(hr[:args.river_n])
-        per = per_reading_torch_rate(hr[:args.torch_n])
-        batch = LearnerConfig().batch_size
-        flo = floor_rate(hr, batch)
-        print(f"{'':34} {'readings/s':>12} {'(CPU time)':>12}")
-        print(f"{'monitor replay, end to end':34} {mon['rate']:>12,.0f} {mon['cpu_rate']:>12,.0f}   "
-              f"{mon['wall']:.2f} s wall, peak RSS {mon['rss_mb']:.0f} MB")
-        print(f"{'river StandardScaler|LogReg':34} {riv['rate']:>12,.0f} {riv['cpu_rate']:>12,.0f}   "
-              f"{riv['n']:,} readings, accuracy {riv['accuracy']:.4f}")
-        print(f"{'per-reading torch MLP':34} {per['rate']:>12,.0f} {per['cpu_rate']:>12,.0f}   "
-              f"{per['n']:,} readings, accuracy {per['accuracy']:.4f}")
-        print(f"{'bare torch loop (floor), batch ' + str(batch):34} {flo['rate']:>12,.0f} {flo['cpu_rate']:>12,.0f}   "
-              f"{flo['n']:,} readings")
-        for name, ref, target in (("river", riv, 20), ("per-reading torch", per, 400), ("floor", flo, 0.5)):
-            r, rc = mon["rate"] / ref["rate"], mon["cpu_rate"] / ref["cpu_rate"]
-            ok = "holds" if r >= target else "MISSED"
-            print(f"monitor / {name:18} {r:8.2f}x wall  {rc:8.2f}x CPU   target >= {target}x: {ok}")
+        import pandas as pd
+        hr = pd.read_csv(csv)["hr"].to_numpy()
+        loop_npy = os.path.join(tmp, "loop.npy")
+        np.save(loop_npy, hr[:args.loop_n])
+        info_file = os.path.join(tmp, "small.csv")
+        write_csv(info_file, 1000, args.seed)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
+              f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f} at the start")
+        print(f"file: {args.n:,} synthetic readings (seed {args.seed}), {os.path.getsize(csv) / 1e6:.1f} MB CSV\n")
+        print(f"{'':46} {'readings/s':>12} {'per CPU s':>12} {'peak RSS':>10}")
+        whole = {}
+        for label, tree in trees:
+            for fmt in ("csv", "jsonl"):
+                r = whole[label, fmt] = monitor_process(csv, out + "." + fmt, args.n, fmt, tree)
+                print(_row(f"whole process, monitor ({label}), {fmt}", r,
+                           f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, accuracy {r['accuracy']:.5f}"), flush=True)
+        riv = river_process(csv, out + ".river.csv", args.n)
+        print(_row("whole process, river StandardScaler|LogReg(Adam)", riv,
+                   f"{riv['wall']:.1f} s wall, {riv['cpu']:.1f} s CPU, accuracy {riv['accuracy']:.5f}"), flush=True)
+        loops = {label: monitor_loop(loop_npy, args.loop_n, tree) for label, tree in trees}
+        for label, r in loops.items():
+            print(_row(f"in the loop, Monitor.process ({label})", r,
+                       f"{args.loop_n:,} readings, accuracy {r['accuracy']:.5f}"))
+        rloop = river_loop(hr[:args.loop_n])
+        print(_row("in the loop, river predict/learn_one", rloop,
+                   f"{args.loop_n:,} readings, accuracy {rloop['accuracy']:.5f}"), flush=True)
+        print()
+        me = whole["this tree", "csv"]
+        print(f"monitor / river, whole process, CSV: {me['rate'] / riv['rate']:.2f}x wall, "
+              f"{me['cpu_rate'] / riv['cpu_rate']:.2f}x CPU (target >= 5x)")
+        print(f"monitor / river, in the loop: {loops['this tree']['rate'] / rloop['rate']:.2f}x wall, "
+              f"{loops['this tree']['cpu_rate'] / rloop['cpu_rate']:.2f}x CPU")
+        if args.baseline:
+            for fmt in ("csv", "jsonl"):
+                a, b = whole["this tree", fmt], whole["baseline", fmt]
+                print(f"this tree / baseline, whole process, {fmt}: {a['rate'] / b['rate']:.2f}x wall, "
+                      f"{a['cpu_rate'] / b['cpu_rate']:.2f}x CPU")
+        print(f"targets: CSV >= 1,000,000/s: {me['rate']:,.0f} wall ({me['cpu_rate']:,.0f} per CPU s); "
+              f"JSON Lines >= 800,000/s: {whole['this tree', 'jsonl']['rate']:,.0f} wall "
+              f"({whole['this tree', 'jsonl']['cpu_rate']:,.0f} per CPU s)")
         if args.big:
-            big = 10 * args.n
-            write_csv(csv, big, args.seed)
-            mon10 = monitor_replay(csv, out, big)
-            ok = "holds" if mon10["rss_mb"] < 600 else "MISSED"
-            print(f"peak RSS: {args.n:,} readings {mon['rss_mb']:.0f} MB, {big:,} readings {mon10['rss_mb']:.0f} MB "
-                  f"(< 600 MB: {ok}); {big:,} readings at {mon10['rate']:,.0f} readings/s "
-                  f"({mon10['cpu_rate']:,.0f} per CPU second)")
-        lat = live_latency(hr, warm=args.live_warm, n=args.live_n)
-        ok = "holds" if lat["p99"] <= 2.0 else "MISSED"
-        print(f"live latency, {lat['n']:,} lines at 1,000/s into `monitor replay -` after {lat['warm']:,} warm-up lines: "
-              f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, max {lat['max']:.1f} ms (p99 <= 2 ms: {ok})")
-        h = help_time()
-        print(f"monitor --help: {h:.3f} s (median of 5; < 0.3 s: {'holds' if h < 0.3 else 'MISSED'})")
+            print()
+            one_m, ten_m = os.path.join(tmp, "1m.csv"), os.path.join(tmp, "10m.csv")
+            write_csv(one_m, 1_000_000, args.seed)
+            write_csv(ten_m, 10_000_000, args.seed)
+            for label, tree in trees:
+                one = monitor_process(one_m, out + ".csv", 1_000_000, "csv", tree)
+                ten = monitor_process(ten_m, out + ".csv", 10_000_000, "csv", tree)
+                print(f"peak RSS ({label}): 1,000,000 readings {one['rss_mb']:.0f} MB, 10,000,000 readings "
+                      f"{ten['rss_mb']:.0f} MB ({ten['rate']:,.0f} readings/s, {ten['cpu_rate']:,.0f} per CPU s)",
+                      flush=True)
+        print()
+        for label, tree in trees:
+            lat = live_latency(hr, tree, seconds=args.live_seconds, rate=args.live_rate)
+            print(f"live ({label}): {lat['n']:,} lines at {args.live_rate:,.0f}/s after a start-up line "
+                  f"({lat['first']:.2f} s to its record): p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, "
+                  f"max {lat['max']:.1f} ms, {lat['over_2ms']} lines over 2 ms", flush=True)
+        print()
+        for label, tree in trees:
+            st = start_times(tree, info_file)
+            print(f"start-up ({label}), median of 5: " + ", ".join(f"{k} {v:.3f} s" for k, v in st.items()))
     return 0
 
 

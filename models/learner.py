@@ -59,7 +59,7 @@ from models.adam import FlatAdam
 from models.network import NumpyScorer, build_network, make_loss
 from models.normaliser import RunningNormaliser
 
-__all__ = ["LearnerConfig", "OnlineLearner"]
+__all__ = ["LearnerConfig", "OnlineLearner", "FrozenScorer", "mini_batch_size"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class LearnerConfig:
     activation: str = "relu"  # hidden activation
     loss: str = "bce-logits"  # "bce-logits" (default, stable) or "sigmoid-bce"
     lr: float = 0.05  # Adam learning rate
-    batch_size: int = 256  # largest mini-batch of new readings per training step
+    batch_size: int = 256  # largest mini-batch of new readings per training step while warming up
+    max_batch: int = 4096  # after the warm-up, mini-batches go on growing (readings seen / growth) up to this (or batch_size if larger)
     min_batch: int = 4  # first mini-batches are this small, growing to batch_size as readings are seen
     growth: int = 16  # mini-batch size ~= readings seen / growth, clipped to [min_batch, batch_size]
     replay: int = 1024  # recent raw readings kept and replayed (re-normalised) at each step; 0 = off
@@ -114,11 +115,33 @@ class LearnerConfig:
         return NetworkConfig(n_features=self.n_features, hidden=self.hidden, batchnorm=self.batchnorm,
                              activation=self.activation, loss=self.loss)
 
+    @property
+    def largest_batch(self) -> int:
+        """The largest mini-batch this config ever asks for (the pending buffer's size)."""
+        return max(self.batch_size, self.max_batch)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     def with_(self, **changes) -> "LearnerConfig":
         return replace(self, **changes)
+
+
+def mini_batch_size(config: LearnerConfig, n_seen: int, *, warm: bool) -> int:
+    """Readings in the next mini-batch: small early, growing with the readings seen (issue 15).
+
+    ``n_seen / growth``, rounded down to a multiple of ``min_batch`` and clipped to
+    ``[min_batch, batch_size]`` while warming up, to ``[min_batch, max_batch]`` after: a short or
+    live stream keeps its small early mini-batches, a long one ends with few, large steps (a step of
+    the small network costs about the same at 256 rows as at 4,096).
+
+    >>> c = LearnerConfig()
+    >>> [mini_batch_size(c, n, warm=n <= 2000) for n in (0, 100, 4000, 20_000, 1_000_000)]
+    [4, 4, 248, 1248, 4096]
+    """
+    grown = n_seen // config.growth if config.growth else config.batch_size
+    top = config.batch_size if warm else config.largest_batch
+    return int(min(top, max(config.min_batch, grown - grown % config.min_batch)))
 
 
 class OnlineLearner:
@@ -134,8 +157,9 @@ class OnlineLearner:
         self.normaliser = RunningNormaliser()
         self.rng = np.random.default_rng(seed)
         d = c.n_features
-        self._pend_x = np.empty((c.batch_size, d))  # (B, d) raw readings waiting for a step
-        self._pend_y = np.empty(c.batch_size)
+        top = c.largest_batch
+        self._pend_x = np.empty((top, d))  # (B, d) raw readings waiting for a step
+        self._pend_y = np.empty(top)
         self._n_pend = 0
         self._pend_wrong = False  # the mini-batch being filled holds a reading the model got wrong (early)
         self._err_at = np.empty(0, dtype=np.int64)  # stream indices of the last readings scored wrong (drift)
@@ -206,12 +230,19 @@ class OnlineLearner:
             return np.empty(0)
         return self._scorer.predict_proba(self._normalised(x))
 
+    def frozen(self) -> "FrozenScorer":
+        """What ``predict_proba_many`` computes now, as an object later steps leave unchanged.
+
+        For scoring on one thread while another trains (monitor.background).
+        """
+        self._normalised(np.empty((0, self.config.n_features)))  # refresh the cached statistics
+        return FrozenScorer(self._scorer, self._centre, self._inv_scale, normalise=self.config.normalise,
+                            n_seen=self.n_seen_)
+
     # -- learning ------------------------------------------------------------------------------
     def _next_target(self) -> int:
-        """Size of the next mini-batch: small early, growing with the readings seen."""
-        c = self.config
-        grown = self.n_seen_ // c.growth if c.growth else c.batch_size
-        return int(min(c.batch_size, max(c.min_batch, grown - grown % c.min_batch)))
+        """Size of the next mini-batch: see `mini_batch_size`."""
+        return mini_batch_size(self.config, self.n_seen_, warm=self.n_seen_ <= self.warm_end_)
 
     def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
         """Readings learn_many accepts before the next training step changes the model.
@@ -518,6 +549,30 @@ def _reparametrise(bn: torch.nn.BatchNorm1d, scale: torch.Tensor, offset: torch.
     bn.running_mean.mul_(scale).add_(offset)
     # (u - mean) / sqrt(var + eps) unchanged: var + eps scales by scale^2 (eps included)
     bn.running_var.add_(bn.eps).mul_(scale * scale).sub_(bn.eps).clamp_(min=0.0)
+
+
+class FrozenScorer:
+    """A learner's scoring function at one moment: statistics and weights (see OnlineLearner.frozen)."""
+
+    def __init__(self, scorer: NumpyScorer, centre: np.ndarray | None, inv_scale: np.ndarray | None, *,
+                 normalise: bool, n_seen: int) -> None:
+        self.scorer, self.centre, self.inv_scale = scorer, centre, inv_scale
+        self.normalise = normalise
+        self.n_seen = n_seen  # readings the learner had learned from
+
+    def __repr__(self) -> str:
+        return f"FrozenScorer(n_seen={self.n_seen}, {self.scorer!r})"
+
+    def predict_proba_many(self, x: np.ndarray) -> np.ndarray:
+        """As OnlineLearner.predict_proba_many at the moment this was taken."""
+        if len(x) == 0:
+            return np.empty(0)
+        x = np.asarray(x, dtype=np.float64)
+        if self.normalise:
+            if not np.isfinite(x).all():
+                RunningNormaliser().transform(x)  # raises, naming the rows
+            x = np.zeros_like(x) if self.centre is None else (x - self.centre) * self.inv_scale
+        return self.scorer.predict_proba(x)
 
 
 def _map_tensors(obj, fn):

@@ -170,12 +170,77 @@ class AlertTracker:
         return [e[2] for e in events]
 
     def _scan(self, k, key, t, v, f, pos, events) -> None:
+        """One key's readings in time order, run of flags by run of normal readings.
+
+        Only the runs that can open or close an episode go through `_flag_run` / `_normal_run`
+        one by one; the runs between them are folded in with array operations (a stream with
+        long stretches of short flagged runs used to cost a Python call per run; issue 15).
+        """
         edges = np.flatnonzero(f[1:] != f[:-1]) + 1
-        for a, b in zip(np.r_[0, edges].tolist(), np.r_[edges, len(f)].tolist()):
-            if f[a]:
-                self._flag_run(k, key, t[a:b], v[a:b], pos[a:b], events)
+        starts, ends = np.r_[0, edges], np.r_[edges, len(f)]  # (r,) runs [start, end)
+        flagged = f[starts]
+        # which runs, starting fresh (not the first of the batch), open or close an episode
+        n_run = ends - starts
+        t_max = np.maximum.reduceat(t, starts) if len(t) else t  # (r,) latest time in each run
+        if self.after.readings is not None:
+            opens = flagged & (n_run >= self.after.readings)
+        else:
+            opens = flagged & (t_max - t[starts] >= self.after.seconds)
+        if self.clear.readings is not None:
+            closes = ~flagged & (n_run >= self.clear.readings)
+        else:  # measured from the last flag: the reading before the run
+            closes = ~flagged & (t_max - t[np.maximum(starts - 1, 0)] >= self.clear.seconds)
+        open_at, close_at = np.flatnonzero(opens), np.flatnonzero(closes)
+        s, r, last = self._s, 0, len(starts) - 1
+
+        def next_of(cands: np.ndarray, after: int) -> int | None:
+            j = int(np.searchsorted(cands, after, side="right"))
+            return int(cands[j]) if j < len(cands) else None
+
+        def run(j: int) -> None:
+            a, b = int(starts[j]), int(ends[j])
+            (self._flag_run if flagged[j] else self._normal_run)(k, key, t[a:b], v[a:b], pos[a:b], events)
+
+        run(0)  # the first run may go on from the last batch: always one by one
+        while r < last:
+            if s["open"][k]:  # the runs before the next closing normal run belong to the episode
+                c = next_of(close_at, r)
+                target = last if c is None else c
+                if flagged[target]:  # no close in this batch, and it ends flagged: all of it
+                    self._fold(k, t, v, starts, ends, flagged, r + 1, target)
+                    r = target
+                    continue
+                if target - 1 > r:  # runs r+1 .. target-1 end with a flag run: one flagged stretch
+                    self._fold(k, t, v, starts, ends, flagged, r + 1, target - 1)
+                r = target
+                run(r)
+            else:  # the runs before the next opening flag run only reset the pending count
+                o = next_of(open_at, r)
+                s["run"][k] = 0
+                if o is None and not flagged[last] and last - 1 > r:
+                    run(last - 1)  # the last candidate that came to nothing (its start, sum... kept)
+                r = last if o is None else o
+                run(r)
+
+    def _fold(self, k, t, v, starts, ends, flagged, first: int, last: int) -> None:
+        """Runs first..last (the last one flagged) inside an open episode, as `_flag_run` and
+        `_normal_run` take them one by one: sums added in the same order, so to the same bits."""
+        s = self._s
+        a, b = int(starts[first]), int(ends[last])
+        sums = [float(v[i:j].sum()) for i, j in zip(starts[first:last + 1].tolist(), ends[first:last + 1].tolist())]
+        total, pending = float(s["sum"][k]), float(s["tsum"][k])
+        for j, part in enumerate(sums, start=first):
+            if flagged[j]:
+                total += pending + part
+                pending = 0.0
             else:
-                self._normal_run(k, key, t[a:b], v[a:b], pos[a:b], events)
+                pending += part
+        s["n"][k] += s["tn"][k] + (b - a)
+        s["sum"][k] = total
+        s["peak"][k] = max(s["peak"][k], s["tpeak"][k], v[a:b].max())
+        s["tn"][k], s["tsum"][k], s["tpeak"][k] = 0, 0.0, -math.inf
+        s["run"][k] = 0
+        s["last_flag"][k] = t[b - 1]
 
     @staticmethod
     def _reaches(span: Span, done: int, t: np.ndarray, t0: float) -> int | None:

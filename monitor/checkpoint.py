@@ -36,7 +36,7 @@ from pathlib import Path
 __all__ = ["Checkpoint", "CheckpointError", "FORMAT", "VERSION", "write_atomic"]
 
 FORMAT = "monitor-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a file position carries the sha256 of the input bytes before its offset
 KILL_ENV = "MONITOR_TEST_KILL"  # test hook, "N:stage": SIGKILL itself at the N-th save (see _kill_point)
 
 
@@ -97,11 +97,14 @@ class Checkpoint:
         """The saved dict, checked for safety and format but not for options; None when missing."""
         import torch
 
-        path = Path(self.path)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
+        path = Path(self.path)  # (temporary files of killed runs: StateLock.remove_stale_temps)
         if not path.exists():
             return None
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip (or, before 1.6, a pickle)
+            raise CheckpointError(f"cannot read checkpoint {path}: not a monitor checkpoint "
+                                  f"(not a file written by torch.save; it starts with {magic!r})")
         try:
             with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
                 warnings.simplefilter("ignore")

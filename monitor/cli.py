@@ -17,7 +17,19 @@ from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option
 __all__ = ["main", "MonitorError"]
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """click's group, but Ctrl-C before a command installs its own handling (during the imports of
+    torch and pandas) exits 130 as a signal should, not 1 with "Aborted!"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.stderr.write("monitor: interrupted\n")
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="monitor", message="%(prog)s %(version)s")
 def main() -> None:
     """Flag abnormal heart-rate readings with a network that learns from the stream as it runs.
@@ -54,6 +66,9 @@ def main() -> None:
               help="Write the summary as one JSON object to this file.")
 @click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0: as fast as possible; 1: real time by the time column; 10: ten times faster.")
+@click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="With --speed: the longest wait between two readings, in seconds "
+                   "(a longer gap is cut, with a note).")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True),
               help="Write a PNG: the series, threshold and flags; loss and running accuracy below (needs matplotlib).")
 @click.option("-q", "--quiet", is_flag=True, help="No notes or summary on stderr.")
@@ -65,6 +80,8 @@ def main() -> None:
 @click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
               help="Readings above this many bpm are rejected (files and standard input).")
 @click.option("--no-range-check", is_flag=True, help="Accept any finite reading (ignore --min/--max).")
+@click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
+              help="A longer line (or JSON/XML record) is a counted reject, never held in memory.")
 @click.option("--state", type=click.Path(dir_okay=False),
               help="Checkpoint file: resume from it if it exists, write it as the run goes and at exit.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=10_000, show_default=True,
@@ -76,8 +93,8 @@ def main() -> None:
 @dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
-           alerts_path, alerts_only, fmt, out, summary_json, speed, plot, quiet, rejects_path, strict, min_bpm,
-           max_bpm, no_range_check, state, checkpoint_every, learn, until_idle, dashboard,
+           alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
+           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, dashboard,
            dashboard_hold) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, WFDB, FHIR, TCX, FIT, gzipped or not; - for standard input).
 
@@ -136,7 +153,8 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                           config=config, fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
                           error=MonitorError, rejects_path=rejects_path, strict=strict,
                           valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash, **keys)
+                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash,
+                          max_line=max_line, max_gap=max_gap, **keys)
         if dash is not None and dashboard_hold and code not in (130, 143):
             code = dash.hold()  # the page stays up after a finite stream, until Ctrl-C or SIGTERM
     finally:
@@ -195,7 +213,15 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
 @click.option("--threshold", type=float, default=91.0, show_default=True,
               help="Report the share of readings strictly above this many bpm.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the report.")
-def info(file, format_in, column, time_column, label_column, threshold, as_json) -> None:
+@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+              help="Readings below this many bpm are counted as rejected, as by replay.")
+@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+              help="Readings above this many bpm are counted as rejected, as by replay.")
+@click.option("--no-range-check", is_flag=True, help="Count any finite reading (ignore --min/--max).")
+@click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
+              help="A longer line (or record) is counted as rejected, as by replay.")
+def info(file, format_in, column, time_column, label_column, threshold, as_json, min_bpm, max_bpm,
+         no_range_check, max_line) -> None:
     """Say what the monitor would read from FILE, without running the model.
 
     Format, columns chosen, readings and rejected records, time span, mean, spread, and the share
@@ -213,7 +239,8 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json)
 
     try:
         d = describe(file, format_in=format_in, column=column, time_column=time_column,
-                     label_column=label_column, threshold=threshold)
+                     label_column=label_column, threshold=threshold, max_line=max_line,
+                     valid_range=None if no_range_check else (min_bpm, max_bpm))
     except SourceError as e:
         raise MonitorError(str(e))
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)

@@ -58,8 +58,8 @@ def run_with_redis_dashboard(spec: str, url: str, *, shards: int, quiet: bool, h
 def replay_redis_with_dashboard(url: str, spec: str, hold: bool, **kwargs) -> None:
     """`monitor replay redis://... --dashboard`: the replay, its output streams on the page."""
     from monitor.commands import _configure_torch
-    from monitor.ray_shards import ServeFailed
-    from monitor.redis_io import RedisLost, run_redis_replay
+    from monitor.ray_shards import ServeFailed, run_redis_replay
+    from monitor.redis_io import RedisLost
 
     _configure_torch()
     try:

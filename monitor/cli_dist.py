@@ -17,16 +17,20 @@ __all__ = ["publish", "serve", "replay_redis"]
 
 
 def replay_redis(url: str, **kwargs) -> None:
-    """`monitor replay redis://...`: one consumer on one stream (monitor.redis_io.run_redis_replay)."""
-    from monitor.commands import _configure_torch
-    from monitor.ray_shards import ServeFailed
-    from monitor.redis_io import RedisLost, run_redis_replay
+    """`monitor replay redis://...`: one consumer on one stream (monitor.ray_shards.run_redis_replay)."""
+    from monitor.commands import _configure_torch, _lock_state
+    from monitor.ray_shards import ServeFailed, run_redis_replay
+    from monitor.redis_io import RedisLost
 
-    _configure_torch()
+    lock = _lock_state(kwargs["state"], MonitorError) if kwargs.get("state") else None  # one run per --state
     try:
+        _configure_torch()
         code = run_redis_replay(url=url, error=MonitorError, **kwargs)
     except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
         raise click.ClickException(str(e))
+    finally:
+        if lock is not None:
+            lock.release()
     sys.exit(code)
 
 
@@ -49,9 +53,14 @@ def replay_redis(url: str, **kwargs) -> None:
 @click.option("--maxlen", type=click.IntRange(1), help="Trim each input stream to about this many entries.")
 @click.option("--pack", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="Readings per entry (a packed block, format 1, docs/scaling.md); 1: one entry per reading.")
+@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+              help="Readings below this many bpm are rejected (not published), as by replay.")
+@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+              help="Readings above this many bpm are rejected (not published), as by replay.")
+@click.option("--no-range-check", is_flag=True, help="Publish any finite reading (ignore --min/--max).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def publish(args, stream, n, patients, seed, column, time_column, label_column, key_column, format_in,
-            shards, rate, maxlen, pack, quiet) -> None:
+            shards, rate, maxlen, pack, min_bpm, max_bpm, no_range_check, quiet) -> None:
     """Write the readings of FILE (or --stream) into Redis Streams at URL, sharded by key.
 
     Readings go in packed entries of up to --pack readings (format 1: float64 arrays time, value,
@@ -79,7 +88,8 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
         target = parse_url(url)
         choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
                              label_column=label_column, key_column=key_column, patients=patients,
-                             format_in=format_in, on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
+                             format_in=format_in, valid_range=None if no_range_check else (min_bpm, max_bpm),
+                             on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)
         result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen,
                                  pack=pack)

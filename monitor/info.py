@@ -30,7 +30,8 @@ __all__ = ["describe", "format_info"]
 
 def describe(path: str | os.PathLike, *, format_in: str | None = None, column: str | None = None,
              time_column: str | None = None, label_column: str | None = None,
-             threshold: float = 91.0) -> dict:
+             threshold: float = 91.0, valid_range: tuple[float, float] | None = (20.0, 300.0),
+             max_line: int | None = None) -> dict:
     """Read a whole file as the monitor would and summarise it; SourceError if it cannot be read.
 
     Keys: path, format, gzip, columns, readings, rejected, header_lines, first_rejects (up to 5
@@ -45,7 +46,8 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
     found = detect(path)
     notes: list[str] = []
     source = open_file(path, format_in=format_in, column=column, time_column=time_column,
-                       label_column=label_column, on_note=notes.append)
+                       label_column=label_column, on_note=notes.append, valid_range=valid_range,
+                       max_line=max_line)  # the checks a replay makes, so the counts agree
     stats = RunningNormaliser()
     n = rejected = headers = above = 0
     lo, hi = math.inf, -math.inf

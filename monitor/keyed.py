@@ -99,6 +99,10 @@ class KeyedMonitor:
         return (f"KeyedMonitor(model={self.model!r}, keys={len(self.table)}, max_keys={self.max_keys}, "
                 f"evicted={self.table.n_evicted_}, readings={self.n_scored}, {self.alerts!r})")
 
+    def train_behind(self, lag: int | None = None) -> None:
+        """The shared network learns on a worker thread (live feeds): see Monitor.train_behind."""
+        self.inner.train_behind(lag)
+
     # ------------------------------------------------------------------ processing
 
     def process(self, batch: Batch, emit: Callable[[Scored], None] | None = None) -> Scored:

@@ -88,6 +88,31 @@ class Monitor:
         self.trace = Trace() if trace else None
         self.n_scored = 0
         self.n_nan_scores = 0  # readings the network could not score (p set to 0.5)
+        self.train_lag: int | None = None  # set by train_behind: learning on a worker thread
+
+    def train_behind(self, lag: int | None = None) -> None:
+        """Learn on a worker thread from now on, off the scoring path (live feeds; monitor.background).
+
+        Scores become those of the model ``lag`` readings behind; they stay the same whatever the timing.
+        """
+        from monitor.background import DEFAULT_LAG
+        self.train_lag = DEFAULT_LAG if lag is None else lag
+        self._wrap()
+
+    def _catch_up(self) -> None:
+        """Wait for the training worker (if any) and take the losses of its last steps."""
+        drain = getattr(self.learner, "drain", None)
+        if drain is not None:
+            losses = drain()
+            self.recent_losses.extend(losses)
+            if self.trace is not None and losses:
+                self.trace.loss += losses
+                self.trace.loss_at += [self.learner.n_seen_] * len(losses)
+
+    def _wrap(self) -> None:
+        from monitor.background import BackgroundLearner
+        if self.train_lag and self.learn and isinstance(self.learner, OnlineLearner):
+            self.learner = BackgroundLearner(self.learner, lag=self.train_lag)
 
     def __repr__(self) -> str:
         return (f"Monitor(threshold={self.threshold}, learn={self.learn}, seed={self.seed}, "
@@ -97,6 +122,7 @@ class Monitor:
         if self.learner is None:
             config = (self.config or LearnerConfig()).with_(n_features=d)
             self.learner = OnlineLearner(config, seed=self.seed)
+            self._wrap()
         elif self.learner.config.n_features != d:
             raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
         return self.learner
@@ -163,6 +189,7 @@ class Monitor:
 
     def summary(self) -> dict:
         """Metrics and learning counters, JSON-ready."""
+        self._catch_up()
         out = dict(self.metrics.result())
         ln = self.learner
         out.update({
@@ -181,6 +208,7 @@ class Monitor:
 
     def state_dict(self) -> dict:
         """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
+        self._catch_up()
         return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
                 "learner": None if self.learner is None else self.learner.state_dict(),
                 "metrics": self.metrics.state_dict(), "metrics_late": self.metrics_late.state_dict(),
@@ -197,6 +225,7 @@ class Monitor:
             learner = OnlineLearner(config, seed=state["learner"]["seed"])
             learner.load_state_dict(state["learner"])
             self.learner = learner
+            self._wrap()
         if model_only:
             return
         self.metrics.load_state_dict(state["metrics"])

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["ShardWorker", "serve", "run_serve", "merge_summaries", "ServeFailed", "resolve_streams"]
+__all__ = ["ShardWorker", "serve", "run_serve", "merge_summaries", "ServeFailed", "resolve_streams", "run_redis_replay"]
 
 _BACKOFF = (0.1, 2.0)  # first delay, longest delay between reconnection attempts (seconds)
 
@@ -573,3 +573,17 @@ def _wait_for_streams(client, target, shards, single, wait, error, interrupts, n
             notes(f"waiting for stream {missing[0]!r} at {target.host}:{target.port}")
             said = True
         interrupts.sleep(0.2)
+
+
+def run_redis_replay(*, url: str, config, threshold: float, seed: int, key_model: str, max_keys, alert_after,
+                     alert_clear, out, alerts_path, summary_json, state, checkpoint_every: int, until_idle: bool,
+                     quiet: bool, error, alerts_only: bool = False, wait: bool = False, records_stream: bool = True,
+                     retry_for: float = 30.0, maxlen: int | None = 1_000_000, count: int = 500) -> int:
+    """``monitor replay redis://HOST:PORT/STREAM``: one consumer on one stream, in this process,
+    records and alerts written as they come; returns the exit status (see run_serve)."""
+    return run_serve(url=url, engine="local", shards=None, address=None, num_cpus=1, config=config,
+                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys, alert_after=alert_after,
+                     alert_clear=alert_clear, alerts_path=alerts_path, out=out, summary_json=summary_json,
+                     until_idle=until_idle, checkpoint_every=checkpoint_every, maxlen=maxlen, quiet=quiet,
+                     error=error, alerts_only=alerts_only, wait=wait, records_stream=records_stream,
+                     retry_for=retry_for, state=state, single=True, count=count)

@@ -48,7 +48,7 @@ import numpy as np
 from monitor.pipeline import Scored
 
 __all__ = ["RecordWriter", "RedisCheckpoint", "FileCheckpoint", "MemoryCheckpoint", "ShardConsumer", "alert_ids",
-           "export", "output_streams", "run_redis_replay", "RedisLost"]
+           "export", "output_streams", "RedisLost"]
 
 ALERT_SLOTS = 65536  # alert ids per input entry: ms-(seq*65536+j)
 
@@ -546,22 +546,6 @@ def connect_or_fail(url: str, error):
     except Exception as e:  # redis.ConnectionError, AuthenticationError: one line
         raise error(f"cannot reach Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
     return target, client
-
-
-def run_redis_replay(*, url: str, config, threshold: float, seed: int, key_model: str, max_keys, alert_after,
-                     alert_clear, out, alerts_path, summary_json, state, checkpoint_every: int, until_idle: bool,
-                     quiet: bool, error, alerts_only: bool = False, wait: bool = False, records_stream: bool = True,
-                     retry_for: float = 30.0, maxlen: int | None = 1_000_000, count: int = 500) -> int:
-    """``monitor replay redis://HOST:PORT/STREAM``: one consumer on one stream, in this process,
-    records and alerts written as they come; returns the exit status (see monitor.ray_shards.run_serve)."""
-    from monitor.ray_shards import run_serve
-
-    return run_serve(url=url, engine="local", shards=None, address=None, num_cpus=1, config=config,
-                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys, alert_after=alert_after,
-                     alert_clear=alert_clear, alerts_path=alerts_path, out=out, summary_json=summary_json,
-                     until_idle=until_idle, checkpoint_every=checkpoint_every, maxlen=maxlen, quiet=quiet,
-                     error=error, alerts_only=alerts_only, wait=wait, records_stream=records_stream,
-                     retry_for=retry_for, state=state, single=True, count=count)
 
 
 def run_options(config, **opts) -> dict:

@@ -25,7 +25,8 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
                 label_column: str | None = None, key_column: str | None = None,
                 on_note: Callable[[str], None] | None = None, patients: int | None = None,
                 valid_range: tuple[float, float] | None = None, max_lines: int | None = None,
-                resume: dict | None = None, format_in: str | None = None) -> SourceChoice:
+                resume: dict | None = None, format_in: str | None = None,
+                max_line: int | None = None) -> SourceChoice:
     """A file path, "-" for standard input, or a named stream (sample, circles, synthetic, ward).
 
     A file's format (CSV, Fitbit JSON, Apple Health XML, any of them gzipped) is detected from its
@@ -39,6 +40,8 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
     """
     cols = dict(column=column, time_column=time_column, label_column=label_column, key_column=key_column,
                 on_note=on_note, valid_range=valid_range)
+    if max_line is not None:  # the longest line (or record) read; longer ones are counted rejects
+        cols["max_line"] = max_line
     file_opts = dict(max_lines=max_lines, resume=resume)
     if stream == "ward":
         from streams.ward import Ward

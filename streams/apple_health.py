@@ -1,9 +1,10 @@
 """Apple Health ``export.xml``: the ``HKQuantityTypeIdentifierHeartRate`` records, streamed.
 
 An export holds every kind of record (steps, energy, sleep...) and is often gigabytes. It is read
-with ``xml.etree.ElementTree.iterparse``: each top-level element is looked at when it ends and
-then cleared from the tree, so memory holds one element and one block of readings, never the
-document. A heart-rate record looks like::
+with ``xml.etree.ElementTree.iterparse``: each element is looked at when it ends and then removed
+from the tree (records at any depth, inside a wrapper element too), so memory holds one element
+and one block of readings, never the document. More than ``max_record`` bytes (1 MB) without an
+element ending is a SourceError: the parser would have to hold them. A heart-rate record looks like::
 
     <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Apple Watch" unit="count/min"
             startDate="2024-04-01 08:00:05 +0100" endDate="2024-04-01 08:00:05 +0100" value="62"/>
@@ -34,6 +35,8 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import open_bytes
+from streams.fields import in_range, to_float, why_range
+from streams.lines import MAX_LINE
 
 __all__ = ["AppleHealthXml", "HEART_RATE", "apple_seconds"]
 
@@ -57,13 +60,6 @@ def apple_seconds(values) -> np.ndarray:
     return np.asarray((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1), dtype=np.float64)
 
 
-def _float(v: str | None) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 class AppleHealthXml:
     """Heart-rate readings from an Apple Health export.xml. See the module docstring.
 
@@ -81,10 +77,13 @@ class AppleHealthXml:
     record_unit = "record"  # Reject.line and Batch.line count records, not lines
 
     def __init__(self, path: str | os.PathLike, *, block: int = 65536,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE,
+                 valid_range: tuple[float, float] | None = None) -> None:
         self.path = path
+        self.valid_range = valid_range  # readings outside (low, high) are rejected, as in a CSV
         self.block = block
         self.on_note = on_note
+        self.max_record = max_record  # bytes fed to the parser without an element ending: refused beyond
 
     def __repr__(self) -> str:
         return f"AppleHealthXml({os.fspath(self.path)!r})"
@@ -97,19 +96,24 @@ class AppleHealthXml:
         starts: list = []
         units: list = []
         n_hr = 0  # heart-rate records so far
-        depth = 0
+        stack: list = []  # the open elements, root first
+        in_record = 0  # open Record elements (their children wait for them)
         root = None
-        f = open_bytes(self.path)
+        f = _Guard(open_bytes(self.path), self.max_record)
         try:
             with f:
                 for event, elem in iterparse(f, events=("start", "end")):
+                    f.mark()  # an element started or ended: the bytes of the next one count from here
                     if event == "start":
                         if root is None:
                             root = elem
-                        depth += 1
+                        stack.append(elem)
+                        in_record += elem.tag == "Record"
                         continue
-                    depth -= 1
-                    if depth != 1:  # nested (metadata) or the root itself: handled with their parent
+                    stack.pop()
+                    if elem.tag == "Record":
+                        in_record -= 1
+                    elif in_record:  # metadata inside a record: goes with its record
                         continue
                     if elem.tag == "Record" and elem.get("type") == HEART_RATE:
                         if n_hr + len(values) == 0 and self.on_note is not None:
@@ -122,7 +126,12 @@ class AppleHealthXml:
                             yield self._batch(values, starts, units, n_hr + 1)
                             n_hr += len(values)
                             values, starts, units = [], [], []
-                    root.clear()  # drop the finished element (and its children) from the tree
+                    if stack:  # drop the finished element (and its children), at any depth
+                        stack[-1].remove(elem)
+        except _TooLong:
+            raise SourceError(f"{name}: more than {self.max_record:,} bytes without an element ending, after "
+                              f"heart-rate record {n_hr + len(values)}: a record that long is not read "
+                              "(not an Apple Health export?)") from None
         except ParseError as e:
             if n_hr + len(values) == 0:
                 raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
@@ -148,27 +157,56 @@ class AppleHealthXml:
             raise SourceError(f"{name} holds no {HEART_RATE} records")
 
     def _batch(self, values: list, starts: list, units: list, first: int) -> Batch:
-        x = np.fromiter(map(_float, values), np.float64, len(values))
+        x = to_float(["" if v is None else v for v in values])  # ASCII decimal numbers only, as in a CSV
         t = apple_seconds(starts)
         unit_ok = np.array([u == _UNIT for u in units], dtype=bool)
-        ok = np.isfinite(x) & np.isfinite(t) & unit_ok
+        ok = in_range(x, self.valid_range) & np.isfinite(t) & unit_ok
         rejects = []
         for i in np.flatnonzero(~ok).tolist():
             raw = f"startDate={starts[i]} value={values[i]} unit={units[i]}"
-            rejects.append(Reject(first + i, raw[:200], _why(values[i], starts[i], units[i], t[i])))
+            rejects.append(Reject(first + i, raw[:200], _why(values[i], starts[i], units[i], t[i], self.valid_range)))
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
                      line=(first + idx).astype(np.int64), rejected=tuple(rejects))
 
 
-def _why(value, start, unit, t) -> str:
+class _TooLong(Exception):
+    pass
+
+
+class _Guard:
+    """The file as iterparse reads it, refusing to feed more than ``limit`` bytes between two elements."""
+
+    def __init__(self, f, limit: int) -> None:
+        self.f, self.limit, self.fed = f, limit, 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self.fed > self.limit:
+            raise _TooLong
+        data = self.f.read(n)
+        self.fed += len(data)
+        return data
+
+    def mark(self) -> None:
+        self.fed = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+def _why(value, start, unit, t, valid_range=None) -> str:
     if value is None:
         return "missing value"
-    x = _float(value)
+    x = float(to_float([value])[0])
     if math.isnan(x) and value.strip().lower() != "nan":
         return f"not a number: {value!r}"
     if not math.isfinite(x):
         return f"not finite: {value!r}"
+    if valid_range is not None and not valid_range[0] <= x <= valid_range[1]:
+        return why_range(x, valid_range)
     if unit != _UNIT:
         return f"unit {unit!r}, expected {_UNIT!r}"
     if start is None:

@@ -1,7 +1,8 @@
 """Field values to arrays, a whole column at a time, and the reason a single value is refused.
 
-Numbers follow Python's float(): surrounding whitespace is allowed, so are 'nan' and 'inf' (which
-the caller refuses as not finite). Times are float seconds or ISO 8601 date-times (to epoch
+Numbers follow Python's float() on ASCII decimal text: surrounding whitespace is allowed, so are
+'nan' and 'inf' (which the caller refuses as not finite); underscores ('9_5') and non-ASCII digits
+(full-width '９５') are not numbers. Times are float seconds or ISO 8601 date-times (to epoch
 seconds; a date-time without a zone is taken as UTC). Labels are 0/1/true/false.
 
 >>> to_float(["80", " 81.5 ", "abc"]).tolist()
@@ -21,17 +22,25 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number", "why_time", "why_label"]
+__all__ = ["in_range", "why_range", "shown", "to_float", "iso_seconds", "to_label", "stripped", "why_number",
+           "why_time", "why_label"]
 
 _LABELS = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
 _CHUNK = 1 << 14  # values converted per try; a chunk holding a bad value is redone one by one
 
 
 def _float_or_nan(value: str) -> float:
+    if not _plain(value):
+        return math.nan
     try:
         return float(value)
     except ValueError:
         return math.nan
+
+
+def _plain(text: str) -> bool:
+    """ASCII without underscores: what float() reads beyond decimal numbers ('9_5', full-width digits) is refused."""
+    return text.isascii() and "_" not in text
 
 
 def to_float(values: Sequence[str]) -> np.ndarray:
@@ -41,6 +50,8 @@ def to_float(values: Sequence[str]) -> np.ndarray:
     for start in range(0, n, _CHUNK):
         part = values[start:start + _CHUNK]
         try:
+            if not _plain("".join(part)):  # one C-level check per chunk
+                raise ValueError
             out[start:start + len(part)] = np.fromiter(map(float, part), np.float64, len(part))
         except ValueError:  # rare: find the bad ones
             out[start:start + len(part)] = [_float_or_nan(v) for v in part]
@@ -89,9 +100,11 @@ def why_number(value: str, name: str) -> str | None:
     if not v:
         return f"empty field {name!r}"
     try:
+        if not _plain(v):
+            raise ValueError
         number = float(v)
     except ValueError:
-        return f"not a number: {shown(v)}"
+        return f"not a number: {shown(v)}" + ("" if _plain(v) else " (only ASCII decimal numbers are read)")
     return None if math.isfinite(number) else f"not finite: {shown(v)}"
 
 
@@ -103,6 +116,8 @@ def why_time(value: str, name: str, iso: bool) -> str | None:
     if iso:
         return None if math.isfinite(iso_seconds([v])[0]) else f"not a time: {shown(v)}"
     try:
+        if not _plain(v):
+            raise ValueError
         number = float(v)
     except ValueError:
         return f"not a time: {shown(v)}"
@@ -115,3 +130,17 @@ def why_label(value: str, name: str) -> str | None:
     if not v:
         return f"empty field {name!r}"
     return None if v.lower() in _LABELS else f"not a label (0/1/true/false): {shown(v)}"
+
+
+def in_range(x: np.ndarray, valid_range: tuple[float, float] | None) -> np.ndarray:
+    """(n,) True where a reading is finite and inside ``valid_range`` (any finite one when None)."""
+    ok = np.isfinite(x)
+    if valid_range is not None:
+        ok &= (x >= valid_range[0]) & (x <= valid_range[1])
+    return ok
+
+
+def why_range(value: float, valid_range: tuple[float, float]) -> str:
+    """The reason a finite reading outside the range is refused (as the CSV parser words it)."""
+    lo, hi = valid_range
+    return f"out of range {lo:g}..{hi:g}: '{value:g}'"

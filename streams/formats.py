@@ -81,17 +81,19 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
 
     ``column``, ``time_column`` and ``label_column`` choose CSV columns (``column`` also names a
     WFDB signal); the other formats have fixed fields, so giving one for them is a SourceError.
-    ``csv_options`` (key_column, valid_range, max_lines, resume) go to CsvReplay; ``valid_range``
-    also applies to WFDB, FHIR, TCX and FIT; resuming (``resume``/``max_lines``, used by --state)
-    is only offered for CSV, whose byte offsets a checkpoint can hold.
+    ``csv_options`` (key_column, valid_range, max_line, max_lines, resume) go to CsvReplay;
+    ``valid_range`` applies to every format, ``max_line`` (as the longest record) to Fitbit and
+    Apple Health too; resuming (``resume``/``max_lines``, used by --state) is only offered for
+    CSV, whose byte offsets a checkpoint can hold.
     """
     if format_in is not None and format_in not in FORMATS:
         raise SourceError(f"unknown input format {format_in!r}; expected one of: {', '.join(FORMATS)}")
     fmt = format_in or detect(path).format
     if fmt == "csv":
         from streams.replay import CsvReplay
+        opts = {k: v for k, v in csv_options.items() if not (k == "max_line" and v is None)}
         return CsvReplay(path, column=column, time_column=time_column, label_column=label_column,
-                         on_note=on_note, **csv_options)
+                         on_note=on_note, **opts)
     if csv_options.get("resume") is not None or csv_options.get("max_lines") is not None:
         raise SourceError(f"--state (checkpoints and resume) needs a CSV file; {os.fspath(path)} is read as "
                           f"{fmt}: convert it to CSV first, or run without --state")
@@ -101,6 +103,9 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
         raise SourceError(f"{' and '.join(given)} choose CSV columns; {os.fspath(path)} is read as "
                           f"{fmt}, whose fields are fixed (use --format-in csv to read it as CSV)")
     valid_range = csv_options.get("valid_range")
+    checks = {"valid_range": valid_range}  # the same checks for every format
+    if csv_options.get("max_line") is not None:
+        checks["max_record"] = csv_options["max_line"]
     if fmt == "wfdb":
         from streams.wfdb_record import WfdbRecord
         return WfdbRecord(path, column=column, valid_range=valid_range, on_note=on_note)
@@ -115,6 +120,6 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
         return FitRecords(path, valid_range=valid_range, on_note=on_note)
     if fmt == "fitbit":
         from streams.fitbit import FitbitJson
-        return FitbitJson(path, on_note=on_note)
+        return FitbitJson(path, on_note=on_note, **checks)
     from streams.apple_health import AppleHealthXml
-    return AppleHealthXml(path, on_note=on_note)
+    return AppleHealthXml(path, on_note=on_note, **checks)

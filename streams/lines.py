@@ -31,11 +31,13 @@ from streams.columns import Columns, choose_columns, find_column, is_header
 from streams.fields import (iso_seconds, shown, stripped, to_float, to_label, why_label, why_number,
                             why_time)
 
-__all__ = ["LineParser"]
+__all__ = ["LineParser", "MAX_LINE", "too_long"]
 
 _BOM = "\ufeff"
 _RAW_MAX = 200  # characters of a rejected line kept in its Reject
 _SAMPLE = 100  # well-formed data lines looked at to choose the columns
+MAX_TIME = 1e13  # seconds from 0 a time may be (epoch milliseconds pass; 1e308 does not)
+MAX_LINE = 1 << 20  # bytes: a longer line (or record) is a counted reject, never held whole in memory
 _FAST_MIN_LINES = 2048  # smaller blocks (live input) go line by line: pandas costs ~1 ms a call
 
 
@@ -94,11 +96,19 @@ class LineParser:
             return _no_readings([])
         return self.parse_bytes("\n".join(lines).encode("utf-8", "surrogatepass"), first_line)
 
-    def parse_bytes(self, block: bytes, first_line: int = 1) -> Batch:
-        """Parse UTF-8 lines joined by b'\\n' (no final newline); a line not UTF-8 is rejected."""
-        if b"\r" in block:
-            block = block.replace(b"\r", b"")
-        bad: dict[int, str] = {}
+    def parse_bytes(self, block: bytes, first_line: int = 1, *, max_line: int | None = None,
+                    rejected: dict[int, tuple[str, str]] | None = None) -> Batch:
+        """Parse UTF-8 lines joined by b'\\n' (no final newline); a line not UTF-8 is rejected.
+
+        A line of more than ``max_line`` bytes is rejected without being parsed; ``rejected``
+        maps line indices (their text already replaced by nothing) to the (raw, reason) of
+        their Reject: a line the caller has refused, such as one too long to be held.
+        """
+        bad: dict[int, tuple[str, str]] = dict(rejected or {})
+        if max_line is not None and len(block) > max_line:
+            block = _without_long_lines(block, max_line, bad)
+        if b"\r" in block:  # Windows line endings; a CR inside a line stays (and is refused there)
+            block = block.replace(b"\r\n", b"\n").removesuffix(b"\r")
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
@@ -107,7 +117,7 @@ class LineParser:
                 try:
                     part.decode("utf-8")
                 except UnicodeDecodeError:
-                    bad[i] = part.decode("utf-8", "replace")[:_RAW_MAX]
+                    bad[i] = (part.decode("utf-8", "replace")[:_RAW_MAX], "not UTF-8")
                     parts[i] = b""
             block = b"\n".join(parts)
         return self._parse(block, block.count(b"\n") + 1, first_line, bad)
@@ -144,7 +154,7 @@ class LineParser:
             text = block[pos:end].decode("utf-8")
             first = text.strip().lstrip(_BOM).strip()
             if i in bad:
-                lead.append(Reject(first_line + i, bad[i], "not UTF-8"))
+                lead.append(Reject(first_line + i, *bad[i]))
             elif not first:
                 lead.append(Reject(first_line + i, text[:_RAW_MAX], "empty line"))
             else:
@@ -203,7 +213,7 @@ class LineParser:
         if self.valid_range is not None:
             ok &= (x >= self.valid_range[0]) & (x <= self.valid_range[1])
         if t is not None:
-            ok &= np.isfinite(t)
+            ok &= np.abs(t) <= MAX_TIME  # (NaN compares False)
         if y is not None:
             ok &= ~np.isnan(y)
         if self.header_ is not None and self._header_bytes() in block:  # only on the slow path
@@ -304,7 +314,7 @@ class LineParser:
 
     def _reject(self, text: str, i: int, first_line: int, bad: dict[int, str]) -> Reject:
         if i in bad:
-            return Reject(first_line + i, bad[i], "not UTF-8")
+            return Reject(first_line + i, *bad[i])
         return Reject(first_line + i, text[:_RAW_MAX], self._why(text))
 
     def _why(self, line: str) -> str:
@@ -327,9 +337,31 @@ class LineParser:
                 reason = f"out of range {lo:g}..{hi:g}: {shown(fields[c.reading])}"
         if reason is None and c.time is not None:
             reason = why_time(fields[c.time], names[c.time], c.time_iso)
+            if reason is None and not c.time_iso and not abs(float(fields[c.time])) <= MAX_TIME:
+                reason = f"time out of range (beyond {MAX_TIME:g} s): {shown(fields[c.time].strip())}"
         if reason is None and c.label is not None:
             reason = why_label(fields[c.label], names[c.label])
         return reason or "unreadable line"
+
+
+def _without_long_lines(block: bytes, max_line: int, bad: dict) -> bytes:
+    """The block with each line longer than max_line bytes emptied and noted in ``bad``."""
+    a = np.frombuffer(block, dtype=np.uint8)
+    newlines = np.flatnonzero(a == ord("\n"))
+    length = np.diff(np.concatenate(([-1], newlines, [len(block)]))) - 1  # (m,) bytes of each line
+    long = np.flatnonzero(length > max_line).tolist()
+    if not long:
+        return block
+    parts = block.split(b"\n")
+    for i in long:
+        bad[i] = (parts[i][:_RAW_MAX].decode("utf-8", "replace"), too_long(len(parts[i]), max_line))
+        parts[i] = b""
+    return b"\n".join(parts)
+
+
+def too_long(size: int, max_line: int) -> str:
+    """The reason given for a line (or record) over the limit."""
+    return f"longer than {max_line:,} bytes ({size:,} bytes)"
 
 
 def _one_group_per_line(commas: np.ndarray, newlines: np.ndarray, m: int, k: int) -> bool:

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import BinaryIO, Callable, Iterator
 
+from streams.lines import MAX_LINE
 from streams.linesource import LineSource
 
 __all__ = ["LiveLines", "read_chunks"]
@@ -50,9 +51,10 @@ class LiveLines(LineSource):
     def __init__(self, *, stream: BinaryIO | int | None = None, column: str | None = None,
                  time_column: str | None = None, label_column: str | None = None,
                  key_column: str | None = None, valid_range: tuple[float, float] | None = None,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_line: int = MAX_LINE) -> None:
         super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, valid_range=valid_range, on_note=on_note)
+                         key_column=key_column, valid_range=valid_range, on_note=on_note,
+                         max_line=max_line)
         self.stream = stream
 
     def _name(self) -> str:

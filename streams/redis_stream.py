@@ -116,7 +116,9 @@ def parse_url(url: str) -> RedisTarget:
     try:
         port = parts.port or 6379
     except ValueError:
-        raise SourceError(f"{url!r}: the port is not a number") from None
+        digits = parts.netloc.rpartition(":")[2]
+        why = "is out of range 1..65535" if digits.isascii() and digits.isdigit() else "is not a number"
+        raise SourceError(f"{url!r}: the port {why}") from None
     db = 0
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")
@@ -416,7 +418,7 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
         pack = max(1, min(pack, int(rate / 100)))
     sent = np.zeros(shards, dtype=np.int64)
     start = _time.perf_counter()
-    total = entries = 0
+    total = entries = rejected = 0
 
     def pace(done: int) -> None:
         if rate > 0:
@@ -426,6 +428,7 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
 
     for batch in batches:
         n = len(batch)
+        rejected += len(batch.rejected)  # not published: the same rejects as a file replay's
         if not n:
             continue
         if batch.key is None and shards > 1:
@@ -442,8 +445,8 @@ def publish(client, stream: str, batches: Iterable[Batch], *, shards: int = 1, r
             total += b - a
             pace(total)
         sent += np.bincount(shard, minlength=shards)
-    return {"readings": total, "entries": entries, "per_shard": sent.tolist(), "streams": names, "format": fmt,
-            "elapsed_s": round(_time.perf_counter() - start, 6)}
+    return {"readings": total, "entries": entries, "rejected": rejected, "per_shard": sent.tolist(), "streams": names,
+            "format": fmt, "elapsed_s": round(_time.perf_counter() - start, 6)}
 
 
 def _add(pipe, names: list[str], batch: Batch, shard: np.ndarray, a: int, b: int, pack: int,

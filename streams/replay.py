@@ -13,11 +13,13 @@ reading column 'hr', time column 't'
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable, Iterator
 
 from streams.batch import Batch, SourceError
 from streams.compression import iter_blocks
+from streams.lines import MAX_LINE
 from streams.linesource import LineSource, read_batches
 
 __all__ = ["CsvReplay"]
@@ -39,11 +41,15 @@ class CsvReplay(LineSource):
         between batches can do so every ``max_lines`` lines.
     resume
         A ``Batch.position`` handed out by an earlier replay of the same file: reading starts
-        at its byte offset, with its line numbers and column choice, as if never stopped.
+        at its byte offset, with its line numbers and column choice, as if never stopped; the
+        bytes before the offset must hash to its ``"sha256"`` (see check_resume). With
+        ``max_lines`` or ``resume``, each position carries that digest of the bytes before it.
     valid_range
         Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
     on_note
         Called once with a one-line note saying which columns were chosen.
+    max_line
+        A line of more bytes is a counted reject, never held whole (default 1 MB).
 
     A missing or empty file raises SourceError when iteration starts, and so does a file shorter
     than the offset to resume from.
@@ -72,13 +78,15 @@ class CsvReplay(LineSource):
                  key_column: str | None = None, block_bytes: int = 1 << 22,
                  max_lines: int | None = None, resume: dict | None = None,
                  valid_range: tuple[float, float] | None = None,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_line: int = MAX_LINE) -> None:
         super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, valid_range=valid_range, on_note=on_note)
+                         key_column=key_column, valid_range=valid_range, on_note=on_note,
+                         max_line=max_line)
         self.path = path
         self.block_bytes = block_bytes
         self.max_lines = max_lines
         self.resume = resume
+        self._prefix = None  # the digest of the bytes before the resume offset, once checked
 
     def _repr_args(self) -> list[str]:
         extra = [] if self.block_bytes == 1 << 22 else [f"block_bytes={self.block_bytes!r}"]
@@ -88,6 +96,33 @@ class CsvReplay(LineSource):
 
     def _name(self) -> str:
         return os.fspath(self.path)
+
+    def check_resume(self):
+        """Hash the bytes before the resume offset; SourceError unless they are the ones checkpointed.
+
+        Returns the hashlib object (the position's ``"sha256"`` digest of those bytes), which
+        iteration then goes on updating. A resume position without a digest is not checked.
+        Called by iteration; a caller may call it first, to refuse a replaced file before any work.
+        """
+        if self._prefix is not None:
+            return self._prefix.copy()
+        digest = hashlib.sha256()
+        want = None if self.resume is None else self.resume.get("sha256")
+        offset = 0 if self.resume is None else int(self.resume["offset"])
+        if want is None or offset == 0:
+            return digest
+        left = offset
+        for chunk in iter_blocks(self.path, self.block_bytes):
+            digest.update(chunk[:left])
+            left -= min(left, len(chunk))
+            if not left:
+                break
+        if left or digest.hexdigest() != want:
+            have = f"has only {offset - left} bytes" if left else f"its first {offset} bytes differ from"
+            raise SourceError(f"cannot resume {self._name()}: it {have} those the checkpoint was saved "
+                              "on (replaced or rewritten since?); give another --state to start afresh")
+        self._prefix = digest
+        return digest.copy()
 
     def _chunks(self) -> Iterator[bytes]:
         if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
@@ -102,8 +137,11 @@ class CsvReplay(LineSource):
             yield chunk
 
     def __iter__(self) -> Iterator[Batch]:
+        if not isinstance(self.block_bytes, int) or self.block_bytes < 1:
+            raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
         parser = self._parser()
         if self.resume is not None:
             parser.load_state_dict(self.resume["parser"])
         return read_batches(self._chunks(), parser, name=self._name(), hold=self.resume is None,
-                            max_lines=self.max_lines, start=self.resume)
+                            max_lines=self.max_lines, start=self.resume, max_line=self.max_line,
+                            digest=None if self.resume is None and self.max_lines is None else self.check_resume())

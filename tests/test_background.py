@@ -1,0 +1,104 @@
+"""Training on a worker thread: scores do not depend on timing, and the learner ends as without it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from models.learner import OnlineLearner
+from monitor.background import BackgroundLearner
+from monitor.labels import label
+from monitor.pipeline import Monitor
+from streams import Batch
+
+
+def _values(n: int = 1500, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.round(90 + 6 * np.sin(np.arange(n) / 60) + rng.normal(0, 3, n), 2)
+
+
+def _run(values: np.ndarray, sizes, *, lag: int | None, slow: float = 0.0, monkeypatch=None):
+    mon = Monitor(seed=0)
+    if lag is not None:
+        mon.train_behind(lag)
+    if slow and monkeypatch is not None:  # a worker that falls behind: the scorer must wait, not guess
+        learn = OnlineLearner.learn_many
+
+        def sluggish(self, x, y):
+            time.sleep(slow)
+            return learn(self, x, y)
+        monkeypatch.setattr(OnlineLearner, "learn_many", sluggish)
+    p, i = [], 0
+    for k in sizes:
+        if i >= len(values):
+            break
+        p.append(mon.process(Batch.of_values(values[i:i + k])).p)
+        i += k
+    summary = mon.summary()
+    return np.concatenate(p), summary, mon.learner
+
+
+@pytest.mark.parametrize("lag", [1, 16, 256])
+def test_scores_are_the_same_whatever_the_timing_and_slicing(lag, monkeypatch):
+    v = _values()
+    ones = [1] * len(v)
+    rng = np.random.default_rng(1)
+    mixed = rng.integers(1, 40, len(v)).tolist()
+    p1, s1, _ = _run(v, ones, lag=lag)
+    p2, s2, _ = _run(v, mixed, lag=lag)
+    p3, s3, _ = _run(v[:400], [3] * 400, lag=lag, slow=0.002, monkeypatch=monkeypatch)
+    assert np.array_equal(p1, p2)
+    assert np.array_equal(p1[:400], p3)
+    for name in ("accuracy", "flags", "steps", "final_loss"):  # (log loss: sums in batch order)
+        assert s1[name] == s2[name], name
+
+
+def test_the_learner_ends_exactly_as_without_the_worker():
+    v = _values()
+    _, s_sync, sync = _run(v, [7] * len(v), lag=None)
+    _, s_bg, bg = _run(v, [1] * len(v), lag=64)
+    assert isinstance(bg, BackgroundLearner)
+    a, b = sync.state_dict(), bg.state_dict()
+    for name in ("n_seen", "n_steps", "n_skipped", "target", "replay_at", "warm_end"):
+        assert a[name] == b[name], name
+    for name, t in a["net"].items():
+        assert np.array_equal(t.numpy(), b["net"][name].numpy()), name
+    assert s_sync["steps"] == s_bg["steps"]
+    bg.close()
+
+
+def test_scores_lag_by_exactly_lag_readings():
+    """Reading i is scored by the model of the last step that ended at or before i - lag."""
+    v = _values(600)
+    lag = 10
+    mon = Monitor(seed=0)
+    mon.train_behind(lag)
+    got = np.concatenate([mon.process(Batch.of_values(v[i:i + 1])).p for i in range(len(v))])
+    ref = OnlineLearner(mon.learner.config, seed=0)  # the same learner, stepped by hand
+    y = label(v.reshape(-1, 1), np.full(len(v), np.nan))
+    snaps, want = [(0, ref.frozen())], np.empty(len(v))
+    i = 0
+    while i < len(v):
+        k = min(ref.room(), len(v) - i)
+        stepped = k == ref.room()
+        ref.learn_many(v[i:i + k].reshape(-1, 1), y[i:i + k])
+        i += k
+        if stepped:
+            snaps.append((i + lag, ref.frozen()))
+    for j in range(len(v)):
+        snap = [s for start, s in snaps if start <= j][-1]
+        want[j] = snap.predict_proba_many(v[j:j + 1].reshape(-1, 1))[0]
+    assert np.array_equal(got, want)
+
+
+def test_a_failing_step_is_raised_on_the_scoring_side(monkeypatch):
+    def boom(self, x, y):
+        raise RuntimeError("step failed")
+    monkeypatch.setattr(OnlineLearner, "learn_many", boom)
+    mon = Monitor(seed=0)
+    mon.train_behind(2)
+    with pytest.raises(RuntimeError, match="step failed"):
+        for i in range(50):
+            mon.process(Batch.of_values(np.array([80.0 + i])))

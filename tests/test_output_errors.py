@@ -1,0 +1,69 @@
+"""Output and signal errors end with one line and the right exit status (issue 12, items 8 and 9)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.conftest import ROOT, run_monitor
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("t,hr\n" + "".join(f"{i * 0.5},{80 + i % 20}\n" for i in range(3000)))
+    return path
+
+
+def one_line(stderr: bytes) -> str:
+    text = stderr.decode()
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    return text
+
+
+def test_no_space_left_is_one_line_and_status_1(data):
+    p = run_monitor("replay", str(data), "--out", "/dev/full", "-q")
+    assert p.returncode == 1 and "No space left" in one_line(p.stderr)
+
+
+def test_standard_output_on_a_full_device_is_one_line_and_status_1(data):
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "monitor", "replay", str(data), "-q"], stdout=full,
+                           stderr=subprocess.PIPE, env=ENV, timeout=120)
+    assert p.returncode == 1 and "No space left" in one_line(p.stderr)
+
+
+def test_a_closed_standard_output_is_one_line_and_status_1(data):
+    p = subprocess.run([sys.executable, "-m", "monitor", "replay", str(data), "-q"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=ENV, timeout=120, preexec_fn=lambda: os.close(1))
+    assert p.returncode == 1 and "standard output is closed" in one_line(p.stderr)
+
+
+@pytest.mark.parametrize("option", ["--summary-json", "--state", "--rejects", "--plot"])
+def test_an_unwritable_path_is_refused_before_any_work(data, tmp_path, option):
+    out = tmp_path / "o.jsonl"
+    res = CliRunner().invoke(main, ["replay", str(data), "--out", str(out), option, "/sys/x.out", "-q"],
+                             catch_exceptions=False)
+    if option == "--plot" and "matplotlib" in res.output:
+        pytest.skip("no matplotlib")
+    assert res.exit_code == 2 and "cannot write /sys/x.out" in res.output, res.output
+    assert not out.exists()  # nothing was run
+
+
+def test_sigint_during_start_up_exits_130_without_aborted(data):
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", str(data), "--out", os.devnull],
+                            stderr=subprocess.PIPE, env=ENV)
+    time.sleep(0.4)  # python is up, torch and pandas are still being imported
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert b"Aborted" not in err and b"Traceback" not in err, err
