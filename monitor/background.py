@@ -85,8 +85,11 @@ class BackgroundLearner:
             if self._error is not None:
                 raise self._error
 
-    def room(self) -> int:
-        """Readings from the next one on that one snapshot scores (waits for training if it must)."""
+    def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
+        """Readings from the next one on that one snapshot scores (waits for training if it must).
+
+        x and y (the readings to come) are not needed: the worker finds the learner's early steps
+        itself, and their models score from `lag` readings later like any other step's."""
         i = self.n_seen_
         self._ready(i - self.lag)  # every step over readings before i - lag has been published
         with self._cond:

@@ -81,8 +81,9 @@ def test_scores_lag_by_exactly_lag_readings():
     snaps, want = [(0, ref.frozen())], np.empty(len(v))
     i = 0
     while i < len(v):
-        k = min(ref.room(), len(v) - i)
-        stepped = k == ref.room()
+        room = ref.room(v[i:].reshape(-1, 1), y[i:])  # with the readings: it ends after a wrong one (early step)
+        k = min(room, len(v) - i)
+        stepped = k == room
         ref.learn_many(v[i:i + k].reshape(-1, 1), y[i:i + k])
         i += k
         if stepped:
