@@ -25,7 +25,7 @@ __all__ = ["check_replay_state"]
 
 _TOP = {"format": str, "version": int, "options": dict, "monitor": dict, "outputs": dict, "counts": dict}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_MAY_BE_TEXT = {"model", "after", "clear", "activation", "loss", "bit_generator", "keys", "learners"}
+_MAY_BE_TEXT = {"model", "after", "clear", "activation", "loss", "batchnorm", "bit_generator", "keys", "learners"}
 _MAY_BE_NEGATIVE = {"seed"}  # --seed takes any integer
 _NOT_FINITE_OK = {"alerts", "table"}  # alert times and key bookkeeping: checked by their owners
 

@@ -35,7 +35,7 @@ ARGS = ["replay", "a.csv", "--out", "o.jsonl", "--state", "s.pt", "--checkpoint-
 
 
 def _set(state: dict, path: str, value) -> None:
-    *parents, last = path.replace("net.0.weight", "net.0@weight").split(".")
+    *parents, last = path.replace("net.1.weight", "net.1@weight").split(".")
     last = last.replace("@", ".")
     for p in parents:
         state = state[p]
@@ -70,7 +70,7 @@ EDITS = {
     "no input digest": ("position.sha256", _DELETE),
     "digest not hex": ("position.sha256", "zz"),
     "column index out of range": ("position.parser.columns.reading", 9),
-    "NaN weights": (f"{_LEARNER}.net.0.weight", _nan_first),
+    "NaN weights": (f"{_LEARNER}.net.1.weight", _nan_first),  # net.0 is the BatchRenorm1d (no weights)
     "inf in Adam state": (f"{_LEARNER}.opt.exp_avg", lambda v: [math.inf] + v[1:]),
     "NaN normaliser mean": (f"{_LEARNER}.normaliser.mean", [math.nan]),
     "negative scored": ("monitor.inner.n_scored", -1),
