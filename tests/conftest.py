@@ -58,3 +58,24 @@ def cuts(rng: np.random.Generator, n: int, most: int = 50) -> list[tuple[int, in
     while out[-1] < n:
         out.append(min(n, out[-1] + int(rng.integers(1, most + 1))))
     return list(zip(out[:-1], out[1:]))
+
+
+@pytest.fixture
+def redis_url():
+    """A fresh stream name on the test redis-server (MONITOR_TEST_REDIS_PORT); its keys deleted after."""
+    port = os.environ.get("MONITOR_TEST_REDIS_PORT")
+    redis = pytest.importorskip("redis", reason="no Redis client: pip install '.[dist]'")
+    if not port:
+        pytest.skip("no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does) and install redis")
+    import uuid
+    stream = f"t-{uuid.uuid4().hex[:8]}"
+    yield f"redis://127.0.0.1:{port}/{stream}"
+    client = redis.Redis(host="127.0.0.1", port=int(port), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
+    for name in client.scan_iter(f"{stream}*"):
+        client.delete(name)
+
+
+def redis_client(url: str):
+    """A client for the server of a redis:// URL, as the monitor connects."""
+    from streams.redis_stream import connect, parse_url
+    return connect(parse_url(url))

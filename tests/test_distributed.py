@@ -18,6 +18,7 @@ from streams import SourceError
 from streams.redis_stream import parse_url, shard_of, shard_streams
 
 from conftest import run_monitor
+from tests.conftest import redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 needs_redis = pytest.mark.skipif(not PORT, reason="no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does)")
@@ -56,21 +57,7 @@ def test_shards_are_stable_and_keep_a_key_in_one_place():
 
 # ---------------------------------------------------------------- with Redis
 
-@pytest.fixture
-def redis_url():
-    if not PORT or not _has("redis"):
-        pytest.skip("no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does) and install redis")
-    import redis
-    stream = f"t-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:{PORT}/{stream}"
-    client = redis.Redis(host="127.0.0.1", port=int(PORT), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
-    for name in client.scan_iter(f"{stream}*"):
-        client.delete(name)
-
-
-def _client(url):
-    from streams.redis_stream import connect
-    return connect(parse_url(url))
+_client = redis_client
 
 
 def _publish_ward(url, shards, patients=8, minutes=20, seed=0, pack=1):

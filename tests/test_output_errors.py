@@ -65,5 +65,7 @@ def test_sigint_during_start_up_exits_130_without_aborted(data):
     time.sleep(0.4)  # python is up, torch and pandas are still being imported
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (proc.returncode, err)
+    # 130 from the monitor's handler; on a loaded machine the signal may land before the interpreter
+    # has set any handler, and the default action ends the process by SIGINT (-2 here, 130 in a shell)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
     assert b"Aborted" not in err and b"Traceback" not in err, err

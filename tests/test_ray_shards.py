@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.redis_stream import parse_url, shard_streams
+from tests.conftest import redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,21 +51,7 @@ def test_ray_errors_become_one_line_without_escape_codes():
     assert "\x1b" not in _one_line(Fake("\x1b[1mboom\x1b[0m"))
 
 
-@pytest.fixture
-def redis_url():
-    if not PORT or not _has("redis"):
-        pytest.skip("no Redis")
-    import redis
-    stream = f"t-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:{PORT}/{stream}"
-    client = redis.Redis(host="127.0.0.1", port=int(PORT), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
-    for name in client.scan_iter(f"{stream}*"):
-        client.delete(name)
-
-
-def _client(url):
-    from streams.redis_stream import connect
-    return connect(parse_url(url))
+_client = redis_client
 
 
 def _kwargs():

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from streams.redis_stream import parse_url
+from tests.conftest import redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,21 +38,7 @@ def _has(module: str) -> bool:
     return True
 
 
-@pytest.fixture
-def redis_url():
-    if not PORT or not _has("redis"):
-        pytest.skip("no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does) and install redis")
-    import redis
-    stream = f"t-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:{PORT}/{stream}"
-    client = redis.Redis(host="127.0.0.1", port=int(PORT), password=os.environ.get("MONITOR_REDIS_PASSWORD"))
-    for name in client.scan_iter(f"{stream}*"):
-        client.delete(name)
-
-
-def _client(url):
-    from streams.redis_stream import connect
-    return connect(parse_url(url))
+_client = redis_client
 
 
 def _keys(url) -> list[str]:
