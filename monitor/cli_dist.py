@@ -77,7 +77,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
     """
     import json
 
-    from monitor.sources import open_source
+    from monitor.sources import SourceSpec, open_source
     from streams import SourceError
     from streams.redis_stream import LayoutMismatch, connect, parse_url, publish as publish_batches
 
@@ -86,9 +86,10 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
     file, url = (args[0] if len(args) == 2 else None), args[-1]
     try:
         target = parse_url(url)
-        choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
-                             label_column=label_column, key_column=key_column, patients=patients,
-                             format_in=format_in, valid_range=None if no_range_check else (min_bpm, max_bpm),
+        spec = SourceSpec(file=file, stream=stream, n=n, patients=patients, format_in=format_in, column=column,
+                          time_column=time_column, label_column=label_column, key_column=key_column,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm))
+        choice = open_source(spec, seed=seed,
                              on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)
         result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen,

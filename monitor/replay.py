@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable, TextIO
 
 import numpy as np
@@ -11,9 +12,10 @@ import numpy as np
 from monitor.interrupts import Interrupts
 from monitor.pacing import Pacer
 from monitor.pipeline import Monitor
+from monitor.summary import RunFacts, build_summary
 from streams import Batch, Reject
 
-__all__ = ["replay", "RejectReport", "StrictStop", "format_summary"]
+__all__ = ["replay", "Checkpointing", "RejectReport", "StrictStop"]
 
 
 class StrictStop(Exception):
@@ -68,12 +70,20 @@ class RejectReport:
             self.stream.write(f"monitor: {self._shown - self.show} more {self.unit}s rejected ({self.count} in all)\n")
 
 
+@dataclass(frozen=True)
+class Checkpointing:
+    """When and how a replay saves its progress (see `replay`)."""
+
+    save: Callable[[dict | None, dict], None]  # save(position, counts): the checkpoint's writer
+    every: int | None = None  # readings between saves (None: only at the end)
+    start: dict | None = None  # a resumed run's {"position", "header_lines"}
+
+
 def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = False,
-           pacer: Pacer | None = None, rejects: RejectReport | None = None,
-           clock: Callable[[], float] = time.perf_counter, strict: bool = False,
-           checkpoint_every: int | None = None, save: Callable[[dict | None, dict], None] | None = None,
-           interrupts: Interrupts | None = None, start: dict | None = None) -> dict:
-    """Run a source through the monitor into the sink; returns the summary dict.
+           pacer: Pacer | None = None, rejects: RejectReport | None = None, strict: bool = False,
+           checkpointing: Checkpointing | None = None, interrupts: Interrupts | None = None,
+           clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Run a source through the monitor into the sink; returns the summary dict (monitor.summary).
 
     On a live source (or with pacing) every record is flushed as soon as its reading is scored.
     Ctrl-C or SIGTERM (with ``interrupts``) stops the loop after the batch being processed, flushing
@@ -81,49 +91,20 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
     ``sleep=interrupts.sleep``: a signal then also cuts a pacing sleep short, in mid-batch, and no
     final checkpoint is written (the last one stands; a resumed run redoes the rest of the batch).
 
-    With ``save``, ``save(position, counts)`` is called between batches once ``checkpoint_every``
+    With ``checkpointing``, ``save(position, counts)`` is called between batches once ``every``
     readings have been scored since the last call, and once at the end (also when interrupted
     between batches): ``position`` is the last batch's ``Batch.position`` and ``counts`` holds the
-    reject and header-line counts. ``start`` = {"position", "header_lines"} of a resumed run.
+    reject and header-line counts; ``start`` is where a resumed run starts.
     With ``strict``, the first rejected line raises StrictStop after the readings before it.
     """
-    pacer = pacer or Pacer()
-    rejects = rejects or RejectReport()
+    loop = _Loop(monitor, sink, pacer or Pacer(), rejects or RejectReport(), checkpointing)
     stop = interrupts or Interrupts()
-    flush_each = live or pacer.speed > 0
     start_t = clock()
-    headers = start["header_lines"] if start else 0
-    position = start["position"] if start else None
-    since = 0  # readings scored since the last save
-    consistent = True  # the monitor's state matches `position` (False in the middle of a batch)
     interrupted = False
-
-    def counts() -> dict:
-        return {"rejected": rejects.count, "header_lines": headers}
-
     try:
         for batch in source:
             with stop.critical():  # a signal stops the loop after this batch, at a consistent point
-                consistent = False
-                if strict and batch.rejected:
-                    first = batch.rejected[0]
-                    k = int(np.searchsorted(batch.line, first.line))
-                    sink.write(monitor.process(batch.slice(0, k)))
-                    rejects.add([first])
-                    raise StrictStop(first)
-                rejects.add(batch.rejected)
-                headers += batch.header_lines
-                for part in pacer.split(batch.time):  # pacing sleeps: stop.sleep gives way to a signal
-                    if flush_each:  # live: each record out (and flushed) as soon as it is scored
-                        monitor.process(batch.slice(part.start, part.stop),
-                                        emit=lambda s: (sink.write(s), sink.flush()))
-                    else:
-                        sink.write(monitor.process(batch.slice(part.start, part.stop)))
-                consistent, position = True, batch.position
-                since += len(batch)
-                if save is not None and checkpoint_every and since >= checkpoint_every:
-                    save(position, counts())
-                    since = 0
+                loop.batch(batch, strict=strict, flush_each=live or loop.pacer.speed > 0)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -131,47 +112,50 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
             sink.flush()
         except BrokenPipeError:
             pass
-        rejects.close()
-    if save is not None and consistent:
+        loop.rejects.close()
+    if checkpointing is not None and loop.consistent:
         with stop.critical():
-            save(position, counts())
-    elapsed = clock() - start_t
-    out = monitor.summary()
-    out.update({"rejected": rejects.count, "header_lines": headers, "interrupted": interrupted,
-                "elapsed_s": round(elapsed, 6),
-                "readings_per_s": round(out["readings"] / elapsed, 1) if elapsed > 0 else None})
-    if interrupted:
-        out["signal"] = stop.signum or 2
-    return out
+            loop.save()
+    facts = RunFacts(rejected=loop.rejects.count, header_lines=loop.headers, elapsed=clock() - start_t,
+                     signal=(stop.signum or 2) if interrupted else None)
+    return build_summary(monitor.summary(), facts)
 
 
-def format_summary(s: dict) -> str:
-    """The few lines printed on stderr at the end of a run."""
-    def f(v, spec=".4f"):
-        return "n/a" if v is None else format(v, spec)
-    lines = [
-        f"readings {s['readings']}  rejected {s['rejected']}  flags {s['flags']}  "
-        f"({f(s.get('readings_per_s'), ',.0f')} readings/s, {s['elapsed_s']:.2f} s)",
-        f"accuracy {f(s['accuracy'])}  log loss {f(s['log_loss'])}  ROC AUC {f(s['roc_auc'])}  "
-        f"precision {f(s['precision'])}  recall {f(s['recall'])}",
-    ]
-    if "keys_seen" in s:
-        lines.append(f"keys {s['keys_seen']} ({s['key_model']} network)  held {s['keys_held']}  "
-                     f"evicted {s['evicted_keys']}  alert episodes {s['episodes']}")
-    elif s.get("episodes"):
-        lines.append(f"alert episodes {s['episodes']}")
-    if s.get("resumed_from_line"):
-        lines.append(f"resumed from line {s['resumed_from_line']} (checkpoint {s.get('state')})")
-    if not s.get("learn", True):
-        src = f" loaded from {s['state']}" if s.get("state") else ""
-        lines.append(f"model frozen (--no-learn): scored with the model{src}; nothing was learned "
-                     "and no checkpoint written")
-    if s.get("skipped_steps"):
-        lines.append(f"{s['skipped_steps']} training steps skipped (loss or gradient not finite)")
-    if s.get("normaliser_skipped"):
-        lines.append(f"{s['normaliser_skipped']} mini-batches left out of the normaliser (statistics would overflow)")
-    if s.get("nan_scores"):
-        lines.append(f"{s['nan_scores']} readings the network could not score (p set to 0.5)")
-    if s.get("interrupted"):
-        lines.append("interrupted: output flushed" + (", checkpoint written" if s.get("state") and s.get("learn", True) else ""))
-    return "\n".join("monitor: " + ln for ln in lines) + "\n"
+class _Loop:
+    """The state of one replay between batches: headers and rejects counted, the last position."""
+
+    def __init__(self, monitor: Monitor, sink, pacer: Pacer, rejects: RejectReport,
+                 checkpointing: Checkpointing | None) -> None:
+        self.monitor, self.sink, self.pacer, self.rejects = monitor, sink, pacer, rejects
+        self.checkpointing = checkpointing
+        start = checkpointing.start if checkpointing is not None else None
+        self.headers = start["header_lines"] if start else 0
+        self.position = start["position"] if start else None
+        self.since = 0  # readings scored since the last save
+        self.consistent = True  # the monitor's state matches `position` (False in the middle of a batch)
+
+    def batch(self, batch: Batch, *, strict: bool, flush_each: bool) -> None:
+        monitor, sink = self.monitor, self.sink
+        self.consistent = False
+        if strict and batch.rejected:
+            first = batch.rejected[0]
+            k = int(np.searchsorted(batch.line, first.line))
+            sink.write(monitor.process(batch.slice(0, k)))
+            self.rejects.add([first])
+            raise StrictStop(first)
+        self.rejects.add(batch.rejected)
+        self.headers += batch.header_lines
+        for part in self.pacer.split(batch.time):  # pacing sleeps: stop.sleep gives way to a signal
+            if flush_each:  # live: each record out (and flushed) as soon as it is scored
+                monitor.process(batch.slice(part.start, part.stop), emit=lambda s: (sink.write(s), sink.flush()))
+            else:
+                sink.write(monitor.process(batch.slice(part.start, part.stop)))
+        self.consistent, self.position = True, batch.position
+        self.since += len(batch)
+        every = self.checkpointing.every if self.checkpointing is not None else None
+        if every and self.since >= every:
+            self.save()
+            self.since = 0
+
+    def save(self) -> None:
+        self.checkpointing.save(self.position, {"rejected": self.rejects.count, "header_lines": self.headers})
