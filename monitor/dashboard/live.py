@@ -112,9 +112,6 @@ class Dashboard:
 def live_summary(monitor, *, rejected: int, started: float, extra: dict | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> dict:
     """The summary a run would write now (the keys of --summary-json; header_lines unknown, None)."""
-    out = monitor.summary()
-    elapsed = clock() - started
-    out.update({"rejected": rejected, "header_lines": None, "interrupted": False, "elapsed_s": round(elapsed, 6),
-                "readings_per_s": round(out["readings"] / elapsed, 1) if elapsed > 0 else None})
-    out.update(extra or {})
-    return out
+    from monitor.summary import RunFacts, build_summary
+    facts = RunFacts(rejected=rejected, header_lines=None, elapsed=clock() - started)
+    return build_summary(monitor.summary(), facts, about=extra)
