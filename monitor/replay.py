@@ -83,7 +83,7 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
            pacer: Pacer | None = None, rejects: RejectReport | None = None, strict: bool = False,
            checkpointing: Checkpointing | None = None, interrupts: Interrupts | None = None,
            clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Run a source through the monitor into the sink; returns the summary dict (monitor.summary).
+    """Run a source through the monitor into the sink; returns the summary (monitor.summary.build_summary).
 
     On a live source (or with pacing) every record is flushed as soon as its reading is scored.
     Ctrl-C or SIGTERM (with ``interrupts``) stops the loop after the batch being processed, flushing
