@@ -20,7 +20,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 @pytest.fixture
 def data(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_text("t,hr\n" + "".join(f"{i * 0.5},{80 + i % 20}\n" for i in range(3000)))
+    path.write_text("t,hr\n" + "".join(f"{i * 0.5},{80 + i % 20}\n" for i in range(300)))
     return path
 
 
@@ -37,11 +37,18 @@ def test_no_space_left_is_one_line_and_status_1(data):
                           "resumes from its last checkpoint)\n")
 
 
-def test_standard_output_on_a_full_device_is_one_line_and_status_1(data):
+def test_standard_output_on_a_full_device_is_a_runtime_failure(data, monkeypatch):
+    from monitor.commands import run_replay
+    from monitor.config import OutputSpec, ReplayConfig, SourceSpec
+    from monitor.errors import RuntimeFailure
+
     with open("/dev/full", "w") as full:
-        p = subprocess.run([sys.executable, "-m", "monitor", "replay", str(data), "-q"], stdout=full,
-                           stderr=subprocess.PIPE, env=ENV, timeout=120)
-    assert p.returncode == 1 and "No space left" in one_line(p.stderr)
+        monkeypatch.setattr(sys, "stdout", full)
+        with pytest.raises(RuntimeFailure) as e:
+            run_replay(ReplayConfig(source=SourceSpec(file=str(data)), output=OutputSpec(fmt="jsonl", quiet=True)))
+    assert e.value.exit_code == 1  # (the CLI prints it as one line: test_no_space_left_is_one_line_and_status_1)
+    assert e.value.message == ("cannot write the output: No space left on device; stopped (a --state run resumes "
+                               "from its last checkpoint)")
 
 
 def test_a_closed_standard_output_is_one_line_and_status_1(data):
