@@ -269,13 +269,8 @@ class MemoryCheckpoint:
 
 
 def _check_options(saved: dict, now: dict, where: str) -> None:
-    from monitor.checkpoint import CheckpointError
-
-    diff = [f"{k} {saved.get(k)!r} (now {now.get(k)!r})" for k in sorted(set(saved) | set(now))
-            if saved.get(k) != now.get(k)]
-    if diff:
-        raise CheckpointError(f"checkpoint {where} was saved with other options: {', '.join(diff)}; "
-                              "rerun with the saved options, or delete it to start afresh")
+    from monitor.checkpoint import check_options
+    check_options(saved, now, where=where, afresh="delete it")
 
 
 class ShardConsumer:
