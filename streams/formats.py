@@ -111,7 +111,7 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
         return WfdbRecord(path, column=column, valid_range=valid_range, on_note=on_note)
     if fmt == "fhir":
         from streams.fhir import FhirObservations
-        return FhirObservations(path, valid_range=valid_range, on_note=on_note)
+        return FhirObservations(path, on_note=on_note, **checks)
     if fmt == "tcx":
         from streams.tcx import TcxTrackpoints
         return TcxTrackpoints(path, on_note=on_note, **checks)
