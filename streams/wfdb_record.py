@@ -46,7 +46,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import GZIP_MAGIC, open_bytes
-from streams.records import to_batch
+from streams.records import RecordFile, to_batch
 
 __all__ = ["WfdbRecord", "HR_NAMES", "looks_like_header", "header_path"]
 
@@ -84,7 +84,7 @@ def looks_like_header(head: bytes) -> bool:
         len(s) >= 2 and not _NUMBER.fullmatch(s[0]) and _FMT.match(s[1]) for s in signals)
 
 
-class WfdbRecord:
+class WfdbRecord(RecordFile):
     """Heart-rate samples of a WFDB record. See the module docstring.
 
     Parameters
@@ -106,18 +106,13 @@ class WfdbRecord:
         After iteration: the signals found, the one picked, samples and frequency.
     """
 
-    live = False
     record_unit = "sample"  # Reject.line and Batch.line count samples
 
     def __init__(self, path: str | os.PathLike, *, column: str | None = None,
                  valid_range: tuple[float, float] | None = None, block: int = 1 << 16,
                  on_note: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self.column = column
-        self.valid_range = valid_range
-        self.block = block
-        self.on_note = on_note
-        self.found_: str | None = None
+        super().__init__(path, valid_range=valid_range, block=block, on_note=on_note)  # samples are fixed-size:
+        self.column = column  # max_record is not needed
 
     def __repr__(self) -> str:
         extra = "" if self.column is None else f", column={self.column!r}"
