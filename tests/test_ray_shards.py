@@ -18,26 +18,18 @@ from pathlib import Path
 import pytest
 
 from streams.redis_stream import parse_url, shard_streams
-from tests.conftest import redis_client
+from tests.conftest import has_module, redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-needs_both = pytest.mark.skipif(not PORT or not _has("ray") or not _has("redis"),
+needs_both = pytest.mark.skipif(not PORT or not has_module("ray") or not has_module("redis"),
                                 reason="needs Redis (MONITOR_TEST_REDIS_PORT), redis and ray")
 
 
 def test_ray_errors_become_one_line_without_escape_codes():
-    from monitor.ray_shards import _one_line
+    from monitor.distributed.engines import one_line as _one_line
 
     class Fake(Exception):
         pass
@@ -54,20 +46,16 @@ def test_ray_errors_become_one_line_without_escape_codes():
 _client = redis_client
 
 
-def _kwargs():
-    from models.learner import LearnerConfig
-    from monitor.alerts import Span
-    return dict(config=LearnerConfig(), seed=0, model="shared", alert_after=Span(seconds=60.0),
-                alert_clear=Span(seconds=120.0))
-
-
 @needs_both
 def test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing(redis_url):
     """Shard 0's actor ends (os._exit) inside a call, after writing records it never returns; Ray
     restarts it, it resumes from the checkpoint: every record once in the output streams and in the
     live outputs, the same as a run without the kill, and the summary counts each reading once."""
-    from monitor.ray_shards import _start_ray, serve
-    from monitor.redis_io import LiveOutputs, export
+    from monitor.distributed.config import EngineSpec, Hooks, ServeConfig
+    from monitor.distributed.engines import start_ray
+    from monitor.distributed.live_outputs import LiveOutputs
+    from monitor.distributed.redis_outputs import export
+    from monitor.distributed.serve import serve
     from streams.redis_stream import publish
     from streams.ward import Ward
 
@@ -79,10 +67,10 @@ def test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing(re
         out, alerts = io.StringIO(), io.StringIO()
         fault = {"exit_at_batch": 5, "once_key": f"{parse_url(url).stream}:fault"} if how == "killed" else None
         if how == "killed":
-            _start_ray(None, 2)
-        summary = serve(url=url, engine="ray" if how == "killed" else "local", shards=2, monitor_kwargs=_kwargs(),
-                        options={}, checkpoint_every=500, count=4, step_batches=5, fault=fault,
-                        outputs=LiveOutputs(2, records=out, alerts=alerts))
+            start_ray(None, 2)
+        summary = serve(url=url, config=ServeConfig(checkpoint_every=500, count=4, step_batches=5),
+                        engine=EngineSpec(engine="ray" if how == "killed" else "local", shards=2),
+                        hooks=Hooks(fault=fault), outputs=LiveOutputs(2, records=out, alerts=alerts))
         streams = shard_streams(parse_url(url).stream, 2)
         rec, al = io.StringIO(), io.StringIO()
         export(_client(url), streams, out=rec, alerts=al)
