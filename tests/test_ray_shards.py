@@ -43,6 +43,31 @@ def test_ray_errors_become_one_line_without_escape_codes():
     assert "\x1b" not in _one_line(Fake("\x1b[1mboom\x1b[0m"))
 
 
+@pytest.mark.skipif(not has_module("ray"), reason="needs ray")
+def test_a_ray_cluster_that_cannot_be_joined_is_one_line(monkeypatch):
+    """ray.init's ConnectionError over an authentication error (a cluster with another token) becomes
+    ServeFailed with the cause's first line, never a traceback."""
+    import ray
+
+    from monitor.distributed.engines import ServeFailed, start_ray
+
+    class AuthenticationError(Exception):
+        pass
+
+    def refuse(**kw):
+        try:
+            raise AuthenticationError("RPC error: InvalidAuthToken: token is missing\nmore text")
+        except AuthenticationError as e:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379") from e
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ServeFailed) as got:
+        start_ray("10.0.0.5:6379", 2)
+    assert str(got.value) == ("cannot join the Ray cluster at 10.0.0.5:6379: AuthenticationError: "
+                              "RPC error: InvalidAuthToken: token is missing")
+
+
 _client = redis_client
 
 

@@ -26,20 +26,28 @@ class ServeFailed(Exception):
 
 
 def start_ray(address: str | None, num_cpus: int):
+    """Join the Ray cluster at ``address``, or start a local one (see the module docstring); the
+    ``ray`` module. A cluster that cannot be joined or started is one line, ServeFailed."""
     import ray
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     if ray.is_initialized():
         return ray
-    if address:
-        ray.init(address=address, configure_logging=False, log_to_driver=False)
-        return ray
-    root = str(Path(__file__).resolve().parents[2])  # the workers import monitor from where we run
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    try:
+        if address:
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+            return ray
+        root = str(Path(__file__).resolve().parents[2])  # the workers import monitor from where we run
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if root not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+        ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
+    except Exception as e:  # ConnectionError, an authentication error under it, RuntimeError: one line
+        cause = e.__cause__ if isinstance(e.__cause__, BaseException) else e
+        text = [ln.strip() for ln in _ESCAPES.sub("", str(cause)).splitlines() if ln.strip()]
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+        raise ServeFailed(f"cannot {where}: {type(cause).__name__}: {text[0][:300] if text else ''}") from None
     return ray
 
 

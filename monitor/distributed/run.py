@@ -160,10 +160,10 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpe
     rec_fh, al_fh, opened = _open_outputs(spec, stdout or sys.stdout, _resuming(client, streams, single, state), error)
     outputs = LiveOutputs(len(streams), records=rec_fh, alerts=al_fh)
     real_stdout = sys.stdout
-    if engine.engine == "ray":
-        start_ray(engine.address, engine.num_cpus)  # before our handlers: ray.init installs its own
-        sys.stdout = RayNotes(note)  # Ray prints its error messages to stdout, where our records go
     try:
+        if engine.engine == "ray":
+            start_ray(engine.address, engine.num_cpus)  # before our handlers: ray.init installs its own
+            sys.stdout = RayNotes(note)  # Ray prints its error messages to stdout, where our records go
         summary, signum = _serve_with_outputs(url, target, streams, config, engine, outputs, note, single, state)
     except (CheckpointError, InputError) as e:
         raise error(str(e))
