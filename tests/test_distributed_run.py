@@ -73,14 +73,16 @@ def test_a_fresh_run_truncates_its_outputs(redis_url, tmp_path):
     assert len(out.read_text().splitlines()) == n and "left from before" not in out.read_text()
 
 
-def test_replay_wait_waits_for_the_stream(redis_url, tmp_path):
+@pytest.mark.parametrize("command", [["serve", "--engine", "local"], ["replay"]])
+def test_wait_waits_for_the_stream(redis_url, tmp_path, command):
+    """--wait (serve and replay redis://): started before the stream exists, served once published."""
     def later():
         time.sleep(1.0)
         _publish(redis_url, _ward())
 
     t = threading.Thread(target=later)
     t.start()
-    res = _cli("replay", redis_url, "--wait", "--retry-for", "5", "--until-idle", "--alerts-only",
+    res = _cli(command[0], redis_url, *command[1:], "--wait", "--retry-for", "5", "--until-idle", "--alerts-only",
                "--summary-json", str(tmp_path / "s.json"))
     t.join()
     assert res.exit_code == 0, res.output

@@ -85,24 +85,6 @@ def test_a_stream_that_does_not_exist_is_an_error_and_creates_nothing(redis_url)
     assert _keys(redis_url) == []
 
 
-def test_serve_wait_waits_for_the_stream(redis_url, tmp_path):
-    """--wait: the serve starts before the stream exists and serves it once published."""
-    import threading
-
-    def later():
-        time.sleep(1.0)
-        _cli("publish", "--stream", "ward", "--patients", "3", "--n", "5", redis_url, "-q")
-
-    t = threading.Thread(target=later)
-    t.start()
-    res = _cli("serve", redis_url, "--engine", "local", "--wait", "--until-idle", "--alerts-only",
-               "--summary-json", str(tmp_path / "s.json"))
-    t.join()
-    assert res.exit_code == 0, res.output
-    assert "waiting for stream" in res.output
-    assert json.loads((tmp_path / "s.json").read_text())["readings"] == 3 * 5 * 12
-
-
 # ---------------------------------------------------------------- packed entries
 
 def test_packed_and_single_entries_give_the_same_records(redis_url):
