@@ -13,7 +13,7 @@ from monitor.cli_dashboard import dashboard as dashboard_command
 from monitor.cli_dist import publish, replay_redis, serve
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
 from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
-                             model_options, open_dashboard, span)
+                             model_options, open_dashboard, redis_wait_options, span)
 
 __all__ = ["main", "MonitorError"]
 
@@ -96,12 +96,13 @@ def main() -> None:
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 @click.option("--until-idle", is_flag=True,
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
+@redis_wait_options
 @dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
-           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, dashboard,
-           dashboard_hold) -> None:
+           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, wait, retry_for,
+           dashboard, dashboard_hold) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, WFDB, FHIR, TCX, FIT, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -146,12 +147,14 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
                           summary_json=summary_json, plot=plot, quiet=quiet),
         state=state, checkpoint_every=checkpoint_every, strict=strict, speed=speed, max_gap=max_gap)
     if run.source.is_redis:
-        _replay_redis(run, until_idle=until_idle, dashboard=dashboard, dashboard_hold=dashboard_hold)
+        from monitor.distributed.config import EngineSpec
+        engine = EngineSpec(engine="local", wait=wait, retry_for=retry_for, until_idle=until_idle)
+        _replay_redis(run, engine, dashboard=dashboard, dashboard_hold=dashboard_hold)
     sys.exit(_replay_file(run, dashboard=dashboard, dashboard_hold=dashboard_hold))
 
 
 # Options of `replay` that only some inputs use: given for another input, they are refused (one line, exit 2).
-_REDIS_ONLY = ("until_idle",)
+_REDIS_ONLY = ("until_idle", "wait", "retry_for")
 _NOT_FOR_REDIS = ("n", "column", "time_column", "label_column", "format_in", "key_column", "patients", "fmt",
                   "speed", "max_gap", "plot", "rejects_path", "strict", "min_bpm", "max_bpm", "no_range_check",
                   "max_line", "learn")
@@ -174,25 +177,25 @@ def _refuse_options_that_do_not_apply(ctx: click.Context, file: str | None, stre
     redis = file is not None and file.startswith("redis://")
     for name in _NOT_FOR_REDIS if redis else _REDIS_ONLY:
         if given(name):
-            what = "a redis:// input (it reads readings, keys and labels as published)" if redis else \
-                "a file, standard input or a built-in stream (it is for redis:// inputs)"
-            raise MonitorError(f"{flag(name)} does not apply to {what}")
+            if redis:
+                raise MonitorError(f"{flag(name)} does not apply to a redis:// input (it reads readings, keys "
+                                   "and labels as published)")
+            raise MonitorError(f"{flag(name)} is for a redis:// input, not a file, standard input or a built-in stream")
     for name, streams in _GENERATED.items():
         if not redis and given(name) and stream not in streams:
             raise MonitorError(f"{flag(name)} applies to --stream {' or '.join(streams)} only")
 
 
-def _replay_redis(run: ReplayConfig, *, until_idle: bool, dashboard: str | None, dashboard_hold: bool) -> None:
-    """`monitor replay redis://...`: the consumer of monitor.ray_shards (exits)."""
+def _replay_redis(run: ReplayConfig, engine, *, dashboard: str | None, dashboard_hold: bool) -> None:
+    """`monitor replay redis://...`: one consumer in this process (monitor.distributed; exits)."""
+    from monitor.distributed.config import OutputSpec as ServeOutputs, ServeConfig
     mon, out = run.monitor, run.output
-    kwargs = dict(config=mon.learner, threshold=mon.threshold, seed=mon.seed, key_model=mon.key_model,
-                  max_keys=mon.max_keys, alert_after=mon.alert_after, alert_clear=mon.alert_clear, out=out.out,
-                  alerts_path=out.alerts, summary_json=out.summary_json, state=run.state,
-                  checkpoint_every=run.checkpoint_every, until_idle=until_idle, quiet=out.quiet)
-    if dashboard:
-        from monitor.cli_dashboard import replay_redis_with_dashboard
-        replay_redis_with_dashboard(run.source.file, dashboard, dashboard_hold, **kwargs)
-    replay_redis(run.source.file, alerts_only=out.alerts_only, **kwargs)
+    config = ServeConfig(learner=mon.learner, threshold=mon.threshold, seed=mon.seed, key_model=mon.key_model,
+                         max_keys=mon.max_keys, alert_after=mon.alert_after, alert_clear=mon.alert_clear,
+                         checkpoint_every=run.checkpoint_every)
+    outputs = ServeOutputs(out=out.out, alerts=out.alerts, alerts_only=out.alerts_only,
+                           summary_json=out.summary_json, quiet=out.quiet)
+    replay_redis(run.source.file, config, engine, outputs, state=run.state, dashboard=dashboard, hold=dashboard_hold)
 
 
 def _replay_file(run: ReplayConfig, *, dashboard: str | None, dashboard_hold: bool) -> int:

@@ -73,7 +73,8 @@ def _stdin(spec: SourceSpec, cols: dict, on_note) -> Iterable[Batch]:
     """Standard input: CSV lines, or FHIR NDJSON (--format-in fhir)."""
     if spec.format_in == "fhir":
         from streams.fhir import FhirObservations
-        return FhirObservations(stream=sys.stdin.buffer, valid_range=spec.valid_range, on_note=on_note)
+        limit = {} if spec.max_line is None else {"max_record": spec.max_line}
+        return FhirObservations(stream=sys.stdin.buffer, valid_range=spec.valid_range, on_note=on_note, **limit)
     if spec.format_in not in (None, "csv"):
         from streams import SourceError
         raise SourceError(f"standard input is read as CSV lines (or FHIR NDJSON with --format-in fhir); "

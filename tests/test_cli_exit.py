@@ -61,8 +61,7 @@ def test_options_a_redis_input_does_not_use_are_refused(args, flag):
 def test_until_idle_is_refused_for_a_file(hr_csv):
     res = replay(str(hr_csv), "--until-idle")
     assert res.exit_code == 2
-    assert res.stderr == ("Error: --until-idle does not apply to a file, standard input or a built-in stream "
-                          "(it is for redis:// inputs)\n")
+    assert res.stderr == "Error: --until-idle is for a redis:// input, not a file, standard input or a built-in stream\n"
 
 
 @pytest.mark.parametrize("args, message", [
