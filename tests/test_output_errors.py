@@ -69,8 +69,10 @@ def test_an_unwritable_path_is_refused_before_any_work(data, tmp_path, option):
 
 
 def test_sigint_during_start_up_exits_130_without_aborted(data):
+    # (SIGINT as a shell's foreground command gets it: a suite run from a background job inherits it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", str(data), "--out", os.devnull],
-                            stderr=subprocess.PIPE, env=ENV)
+                            stderr=subprocess.PIPE, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.4)  # python is up, torch and pandas are still being imported
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
