@@ -1,6 +1,6 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
-Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+Registered on the `monitor` group by monitor.cli.commands (this module does not import it); the work is
 in monitor.distributed (streams.redis_stream for publish).
 """
 
@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
+from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
                              redis_wait_options, span)
 
 __all__ = ["publish", "serve", "replay_redis"]
@@ -19,7 +19,7 @@ __all__ = ["publish", "serve", "replay_redis"]
 def replay_redis(url: str, config, engine, spec, *, state: str | None, dashboard: str | None, hold: bool) -> None:
     """`monitor replay redis://...`: one consumer on one stream, in this process (monitor.distributed.run),
     its checkpoint in the file ``state`` (or in memory); with a dashboard of its output streams."""
-    from monitor.commands import _configure_torch, _lock_state
+    from monitor.app.replay_run import _configure_torch, _lock_state
 
     lock = _lock_state(state, MonitorError) if state else None  # one run per --state
     try:
@@ -43,8 +43,8 @@ def _run(url: str, config, engine, spec, *, state, single: bool, dashboard, hold
         except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
             raise click.ClickException(str(e))
 
-    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
-        from monitor.cli_dashboard import run_with_redis_dashboard
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli.dashboard)
+        from monitor.cli.dashboard import run_with_redis_dashboard
         return run_with_redis_dashboard(dashboard, url, shards=shards, quiet=spec.quiet, hold=hold, run=run)
     return run()
 
@@ -92,7 +92,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
     """
     import json
 
-    from monitor.sources import SourceSpec, open_source
+    from monitor.app.sources import SourceSpec, open_source
     from streams import SourceError
     from streams.redis_stream import LayoutMismatch, connect, parse_url, publish as publish_batches
 

@@ -1,7 +1,7 @@
 """The settings of a run as frozen dataclasses (in the style of nanoGPT's GPTConfig).
 
 One `ReplayConfig` is built by the CLI from its options and flows, unchanged, to the run
-(monitor.commands), to the monitor (`KeyedMonitor.from_config`), to the source (`open_source`) and
+(monitor.app.replay_run), to the monitor (`KeyedMonitor.from_config`), to the source (`open_source`) and
 to the checkpoint, whose options are `checkpoint_options(config)`: the fields that shape the
 records, flat, so that a resumed run with other settings is refused naming each difference.
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (models.learner imports torch: not at import time of the CLI)
     from models.learner import LearnerConfig
-    from monitor.alerts import Span
+    from monitor.keyed.alerts import Span
 
 __all__ = ["SourceSpec", "MonitorConfig", "OutputSpec", "ReplayConfig", "checkpoint_options", "model_keys"]
 
@@ -59,7 +59,7 @@ class SourceSpec:
 
 
 def _span(text: str):
-    from monitor.alerts import Span
+    from monitor.keyed.alerts import Span
     return Span.parse(text)
 
 
@@ -71,7 +71,7 @@ class MonitorConfig:
     threshold: float = 91.0  # a reading strictly above this many bpm is labelled abnormal
     seed: int = 0  # weights, sampling and generated streams: same input and seed, same output
     learn: bool = True  # False: score with the model as it is, learn nothing
-    key_model: str = "shared"  # how keys share the network (monitor.keyed.KEY_MODELS)
+    key_model: str = "shared"  # how keys share the network (monitor.keyed.keyed_monitor.KEY_MODELS)
     max_keys: int | None = None  # keys kept at once (least recently seen evicted); None: no bound
     alert_after: Span = field(default_factory=lambda: _span("1m"))  # flags held this long open an alert
     alert_clear: Span = field(default_factory=lambda: _span("2m"))  # normal this long closes it

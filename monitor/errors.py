@@ -3,7 +3,7 @@
 The application raises `MonitorError` (a usage or input error: exit status 2) or its subclass
 `RuntimeFailure` (the run could not go on: an output cannot be written, Redis was lost; exit
 status 1). Neither knows about click: the CLI turns them into one line on stderr, once
-(see monitor.cli).
+(see monitor.cli.commands).
 
 Exit statuses of `monitor`:
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from monitor.ablate import ROW_KEYS, STREAMS, TREATMENTS, ablate, format_table
+from monitor.lab.ablate import ROW_KEYS, STREAMS, TREATMENTS, ablate, format_table
 from monitor.cli import main
 from streams import Batch, Sample
 
@@ -103,7 +103,7 @@ def test_replay_plot_is_a_png(tmp_path, short_csv):
 
 
 def test_replay_without_plot_keeps_no_trace():
-    from monitor.pipeline import Monitor
+    from monitor.core.monitor import Monitor
     assert Monitor().trace is None  # the replay path only pays for a trace when --plot asks for it
 
 

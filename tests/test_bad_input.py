@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from models.learner import LearnerConfig
 from monitor.cli import main
-from monitor.pipeline import Monitor
+from monitor.core.monitor import Monitor
 from streams import Batch
 
 

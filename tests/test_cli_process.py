@@ -21,7 +21,7 @@ from tests.conftest import ROOT, run_monitor
 def test_help_is_light_and_python_dash_m_works():
     res = run_monitor("--help")
     assert res.returncode == 0 and b"replay" in res.stdout and res.stderr == b""
-    code = "import sys, monitor.cli; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, monitor.cli.commands; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.stdout.split() == ["False", "False"]

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from monitor.alerts import Span
+from monitor.keyed.alerts import Span
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec, checkpoint_options, model_keys
 
 # The option names checkpoints were written with before monitor.config: kept, so they still resume.
@@ -53,7 +53,7 @@ def test_source_spec_names_its_input():
 
 
 def test_the_keyed_monitor_of_a_config():
-    from monitor.keyed import KeyedMonitor
+    from monitor.keyed.keyed_monitor import KeyedMonitor
     mon = KeyedMonitor.from_config(MonitorConfig(threshold=100.0, seed=5, learn=False, key_model="global",
                                                  max_keys=3, alert_after=Span.parse("4")))
     assert (mon.threshold, mon.seed, mon.learn, mon.model, mon.max_keys, str(mon.alerts.after)) == \

@@ -20,7 +20,7 @@ from monitor.cli import main
 from monitor.dashboard.address import Address
 from monitor.dashboard.live import Dashboard
 from monitor.dashboard.state import WardState
-from monitor.pipeline import Scored
+from monitor.core.monitor import Scored
 from conftest import ROOT
 
 
@@ -110,10 +110,10 @@ def test_an_unkeyed_stream_is_one_series():
 @pytest.fixture(scope="module")
 def ward_run(tmp_path_factory):
     """`monitor replay ward.csv --alert-after 5m` (20 patients) through a dashboard, served."""
-    from monitor.alerts import Span
-    from monitor.commands import run_replay
+    from monitor.keyed.alerts import Span
+    from monitor.app.replay_run import run_replay
     from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
-    from monitor.options import learner_config
+    from monitor.cli.options import learner_config
     from streams.ward import Ward
 
     tmp = tmp_path_factory.mktemp("ward")

@@ -38,7 +38,7 @@ def test_no_space_left_is_one_line_and_status_1(data):
 
 
 def test_standard_output_on_a_full_device_is_a_runtime_failure(data, monkeypatch):
-    from monitor.commands import run_replay
+    from monitor.app.replay_run import run_replay
     from monitor.config import OutputSpec, ReplayConfig, SourceSpec
     from monitor.errors import RuntimeFailure
 

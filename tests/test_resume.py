@@ -16,9 +16,9 @@ import torch
 from click.testing import CliRunner
 
 from models.learner import LearnerConfig, OnlineLearner
-from monitor.checkpoint import Checkpoint, CheckpointError, write_atomic
+from monitor.state.checkpoint import Checkpoint, CheckpointError, write_atomic
 from monitor.cli import main
-from monitor.pipeline import Monitor
+from monitor.core.monitor import Monitor
 from streams import Batch, CsvReplay
 from tests.conftest import ROOT, run_monitor
 

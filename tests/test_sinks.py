@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import sinks_reference as ref
-from monitor.keyed import KeyedMonitor
-from monitor.numtext import fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
-from monitor.pipeline import Scored
-from monitor.sinks import CsvSink, JsonlSink, TableSink
-from monitor.sources import SourceSpec, open_source
+from monitor.keyed.keyed_monitor import KeyedMonitor
+from monitor.output.number_text import fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
+from monitor.core.monitor import Scored
+from monitor.output.sinks import CsvSink, JsonlSink, TableSink
+from monitor.app.sources import SourceSpec, open_source
 
 WRITERS = [(JsonlSink, ref.JsonlSink, {}), (CsvSink, ref.CsvSink, {}), (TableSink, ref.TableSink, {}),
            (TableSink, ref.TableSink, {"colour": True})]

@@ -9,10 +9,10 @@ from typing import Callable, Iterable, TextIO
 
 import numpy as np
 
-from monitor.interrupts import Interrupts
-from monitor.pacing import Pacer
-from monitor.pipeline import Monitor
-from monitor.summary import RunFacts, build_summary
+from monitor.app.interrupts import Interrupts
+from monitor.app.pacing import Pacer
+from monitor.core.monitor import Monitor
+from monitor.app.summary import RunFacts, build_summary
 from streams import Batch, Reject
 
 __all__ = ["replay", "Checkpointing", "RejectReport", "StrictStop"]
@@ -83,7 +83,7 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
            pacer: Pacer | None = None, rejects: RejectReport | None = None, strict: bool = False,
            checkpointing: Checkpointing | None = None, interrupts: Interrupts | None = None,
            clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Run a source through the monitor into the sink; returns the summary (monitor.summary.build_summary).
+    """Run a source through the monitor into the sink; returns the summary (monitor.app.summary.build_summary).
 
     On a live source (or with pacing) every record is flushed as soon as its reading is scored.
     Ctrl-C or SIGTERM (with ``interrupts``) stops the loop after the batch being processed, flushing

@@ -29,13 +29,13 @@ def configure_torch() -> None:
     torch.set_num_threads(1)
 
 
-_configure_torch = configure_torch  # (the names monitor.cli_dist and monitor.cli_dashboard import)
+_configure_torch = configure_torch  # (the names monitor.cli_dist and monitor.cli.dashboard import)
 
 
 def run_replay(run: ReplayConfig, *, dashboard=None) -> int:
     """Replay one source; returns the exit status (0; 1 when the circles check fails; 130 on Ctrl-C,
-    143 on SIGTERM). With ``run.state``, resumes from and writes checkpoints (see monitor.checkpoint),
-    holding the exclusive lock on it for the whole run (see monitor.statelock). With ``dashboard``
+    143 on SIGTERM). With ``run.state``, resumes from and writes checkpoints (see monitor.state.checkpoint),
+    holding the exclusive lock on it for the whole run (see monitor.state.state_lock). With ``dashboard``
     (a started monitor.dashboard.Dashboard), every scored batch is shown on it."""
     lock = lock_state(run.state) if run.state else None
     try:
@@ -97,8 +97,8 @@ class _Replay:
 
     def _load_checkpoint(self) -> None:
         """With --state: the saved checkpoint (checked), or None; a frozen run needs one."""
-        from monitor.checkpoint import Checkpoint, CheckpointError
-        from monitor.checkpoint_check import check_replay_state
+        from monitor.state.checkpoint import Checkpoint, CheckpointError
+        from monitor.state.checkpoint_check import check_replay_state
 
         run, learn = self.run, self.run.monitor.learn
         if not run.state:
@@ -116,7 +116,7 @@ class _Replay:
         self.position = self.resume["position"] if self.resume else None
 
     def _open_source(self) -> None:
-        from monitor.sources import open_source
+        from monitor.app.sources import open_source
         from streams import SourceError
 
         run = self.run
@@ -130,7 +130,7 @@ class _Replay:
             raise MonitorError(str(e))
 
     def _build_monitor(self) -> None:
-        from monitor.keyed import KeyedMonitor
+        from monitor.keyed.keyed_monitor import KeyedMonitor
 
         run, src = self.run, self.run.source
         late_from = (src.n or 10_000) // 2 if src.stream == "circles" else None
@@ -152,9 +152,9 @@ class _Replay:
 
     def _open_outputs(self, stack: ExitStack) -> _Outputs:
         """Records, rejects and alerts files (cut back to a checkpoint's sizes when resuming), the sink."""
-        from monitor.alerts import AlertSink
-        from monitor.replay import RejectReport
-        from monitor.sinks import make_sink
+        from monitor.keyed.alerts import AlertSink
+        from monitor.app.replay_loop import RejectReport
+        from monitor.output.sinks import make_sink
 
         out, kept = self.run.output, (self.resume["outputs"] if self.resume else {})
         dest = _open_output(out.out, kept.get("out"), stack) if out.out else sys.stdout
@@ -175,7 +175,7 @@ class _Replay:
 
     def _checkpointing(self, outs: _Outputs):
         """How the loop saves checkpoints (None without --state, or with --no-learn)."""
-        from monitor.replay import Checkpointing
+        from monitor.app.replay_loop import Checkpointing
 
         if self.ck is None or not self.run.monitor.learn:
             return None
@@ -194,9 +194,9 @@ class _Replay:
 
     def _run_loop(self) -> dict | None:
         """The replay itself; its summary, or None when standard output was closed by its reader."""
-        from monitor.interrupts import Interrupts
-        from monitor.pacing import Pacer
-        from monitor.replay import StrictStop, replay
+        from monitor.app.interrupts import Interrupts
+        from monitor.app.pacing import Pacer
+        from monitor.app.replay_loop import StrictStop, replay
         from streams import SourceError
 
         run = self.run
@@ -230,7 +230,7 @@ class _Replay:
 
     def _finish(self, loop_summary: dict) -> int:
         """Summary (file, dashboard, stderr), plot, and the exit status."""
-        from monitor.summary import format_summary
+        from monitor.app.summary import format_summary
 
         run, out = self.run, self.run.output
         summary = {**loop_summary, **self._about()}
@@ -272,7 +272,7 @@ def lock_state(state, error=None):
     """Take the exclusive lock on --state for the whole run (MonitorError, exit 2, when it is held).
 
     (``error``: the exception type to raise instead, for callers not yet on MonitorError.)"""
-    from monitor.statelock import StateBusy, StateLock, StateUnwritable
+    from monitor.state.state_lock import StateBusy, StateLock, StateUnwritable
     lock = StateLock(state)
     try:
         lock.acquire()
@@ -329,7 +329,7 @@ def _is_device(path: str) -> bool:
 
 
 def _require_plotting() -> None:
-    from monitor.plots import PlotUnavailable, require_matplotlib
+    from monitor.lab.plots import PlotUnavailable, require_matplotlib
     try:
         require_matplotlib()
     except PlotUnavailable as e:
@@ -337,7 +337,7 @@ def _require_plotting() -> None:
 
 
 def _write_replay_plot(mon, path, *, threshold, title) -> None:
-    from monitor.plots import plot_replay
+    from monitor.lab.plots import plot_replay
     if not mon.trace.p:
         raise MonitorError(f"nothing to plot in {path}: --plot draws one unkeyed series, and this stream was keyed "
                     "(or empty); replay one patient's readings to plot them")
@@ -398,13 +398,13 @@ def _silence_stdout() -> None:
 
 
 def _progress_wanted(file, live: bool, quiet: bool) -> bool:
-    from monitor.progress import wants_progress
+    from monitor.app.progress import wants_progress
     return wants_progress(path=file, live=live, quiet=quiet, stderr=sys.stderr)
 
 
 def _with_progress(file, format_in, source, mon):
-    """The source wrapped in a progress bar on stderr (see monitor.progress)."""
-    from monitor.progress import estimate_records, with_progress
+    """The source wrapped in a progress bar on stderr (see monitor.app.progress)."""
+    from monitor.app.progress import estimate_records, with_progress
     from streams.formats import detect
 
     found = detect(file)

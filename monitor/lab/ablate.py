@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from monitor.metrics import first_sustained
+from monitor.core.metrics import first_sustained
 
 __all__ = ["TREATMENTS", "STREAMS", "DEFAULT_PASSES", "WINDOW", "FINAL_STEPS", "PLAIN", "AblationRun",
            "ablate", "format_table", "run_ablate"]
@@ -83,7 +83,7 @@ class AblationRun:
 
 def _run(batches: Sequence, passes: int, treatment: str, stream: str, *, config, seed: int,
          threshold: float, last: int) -> AblationRun:
-    from monitor.pipeline import Monitor
+    from monitor.core.monitor import Monitor
 
     normalise, batchnorm = TREATMENTS[treatment]
     mon = Monitor(config.with_(normalise=normalise, batchnorm=batchnorm), threshold=threshold, seed=seed,
@@ -167,14 +167,14 @@ def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot,
     """
     from models.learner import LearnerConfig
     from monitor.errors import MonitorError
-    from monitor.sources import SourceSpec, open_source
+    from monitor.app.sources import SourceSpec, open_source
     from streams import SourceError
 
     import torch
     torch.set_num_threads(1)  # tiny networks: one thread is fastest and leaves the other core free
 
     if plot:
-        from monitor.plots import PlotUnavailable, require_matplotlib
+        from monitor.lab.plots import PlotUnavailable, require_matplotlib
         try:
             require_matplotlib()
         except PlotUnavailable as e:
@@ -202,7 +202,7 @@ def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot,
     else:
         print(format_table(rows))
     if plot:
-        from monitor.plots import plot_ablation
+        from monitor.lab.plots import plot_ablation
         title = f"{name}, {passes} passes, seed {seed}" + (", plain setting" if plain else "")
         try:
             plot_ablation(runs, plot, title=title)

@@ -22,7 +22,7 @@ True
 >>> Checkpoint(path, options={"hidden": 32, "threshold": 91.0}).load()  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-monitor.checkpoint.CheckpointError: checkpoint ...state.pt was saved with other options: hidden 16 (now 32); ...
+monitor.state.checkpoint.CheckpointError: checkpoint ...state.pt was saved with other options: hidden 16 (now 32); ...
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def check_options(saved: dict, now: dict, *, where: str, keys=None, afresh: str 
     >>> check_options({"hidden": 8, "seed": 0}, {"hidden": 16, "seed": 0}, where="s.pt")
     Traceback (most recent call last):
     ...
-    monitor.checkpoint.CheckpointError: checkpoint s.pt was saved with other options: hidden 8 (now 16); rerun with the saved options, or give another --state to start afresh
+    monitor.state.checkpoint.CheckpointError: checkpoint s.pt was saved with other options: hidden 8 (now 16); rerun with the saved options, or give another --state to start afresh
     """
     names = keys if keys is not None else sorted(set(saved) | set(now))
     diff = [f"{k} {saved.get(k, '(unset)')!r} (now {now.get(k, '(unset)')!r})"

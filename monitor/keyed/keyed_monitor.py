@@ -40,12 +40,12 @@ import numpy as np
 
 from models.keyed_normaliser import KeyedNormaliser
 from models.learner import LearnerConfig, OnlineLearner
-from monitor.alerts import AlertTracker, Span
+from monitor.keyed.alerts import AlertTracker, Span
 from monitor.config import MonitorConfig
-from monitor.keytable import KeyTable, TooManyKeys
-from monitor.labels import DEFAULT_THRESHOLD, label
-from monitor.metrics import PrequentialMetrics
-from monitor.pipeline import Monitor, Scored
+from monitor.keyed.key_table import KeyTable, TooManyKeys
+from monitor.core.labels import DEFAULT_THRESHOLD, label
+from monitor.core.metrics import PrequentialMetrics
+from monitor.core.monitor import Monitor, Scored
 from streams import Batch
 
 __all__ = ["KeyedMonitor", "KEY_MODELS"]
@@ -67,7 +67,7 @@ class KeyedMonitor:
         Most keys kept at once; the least recently seen one is evicted (its state dropped) to make
         room. None: no bound.
     alert_after, alert_clear
-        Spans that open and close an alert episode (see `monitor.alerts`).
+        Spans that open and close an alert episode (see `monitor.keyed.alerts`).
     """
 
     def __init__(self, config: LearnerConfig | None = None, *, threshold: float = DEFAULT_THRESHOLD,

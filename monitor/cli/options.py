@@ -1,10 +1,10 @@
 """What the `monitor` commands share: context settings, option groups, the user-error type.
 
 MonitorError is monitor.errors.MonitorError (re-exported here): the application raises it, the
-`monitor` group turns it into one line and its exit status (see monitor.cli).
+`monitor` group turns it into one line and its exit status (see monitor.cli.commands).
 
-A leaf module: it imports only click and monitor.errors (heavy imports inside functions), so `monitor.cli`,
-`monitor.cli_dist` and `monitor.cli_dashboard` use it without importing each other.
+A leaf module: it imports only click and monitor.errors (heavy imports inside functions), so `monitor.cli.commands`,
+`monitor.cli_dist` and `monitor.cli.dashboard` use it without importing each other.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def open_dashboard(spec: str, *, source: str, quiet: bool):
 
 
 def span(text: str, option: str):
-    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.alerts.Span; bad text is a usage error."""
-    from monitor.alerts import Span
+    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.keyed.alerts.Span; bad text is a usage error."""
+    from monitor.keyed.alerts import Span
     try:
         return Span.parse(text)
     except ValueError as e:

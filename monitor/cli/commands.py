@@ -9,10 +9,10 @@ import sys
 import click
 
 from monitor import __version__
-from monitor.cli_dashboard import dashboard as dashboard_command
+from monitor.cli.dashboard import dashboard as dashboard_command
 from monitor.cli_dist import publish, replay_redis, serve
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
-from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
+from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
                              model_options, open_dashboard, redis_wait_options, span)
 
 __all__ = ["main", "MonitorError"]
@@ -200,7 +200,7 @@ def _replay_redis(run: ReplayConfig, engine, *, dashboard: str | None, dashboard
 
 def _replay_file(run: ReplayConfig, *, dashboard: str | None, dashboard_hold: bool) -> int:
     """`monitor replay FILE` (or -, or --stream), with its dashboard if asked: the exit status."""
-    from monitor.commands import run_replay
+    from monitor.app.replay_run import run_replay
     dash = open_dashboard(dashboard, source=run.source.name, quiet=run.output.quiet) if dashboard else None
     try:
         code = run_replay(run, dashboard=dash)
@@ -247,7 +247,7 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
       monitor ablate hr.csv --format json     your own series, rows as JSON
       monitor ablate --plain                  textbook training: no replay, no warm-up
     """
-    from monitor.ablate import run_ablate
+    from monitor.lab.ablate import run_ablate
     sys.exit(run_ablate(file=file, column=column, passes=passes, seed=seed, threshold=threshold, loss=loss,
                         plain=plain, fmt=fmt, plot=plot, quiet=quiet))
 
@@ -283,7 +283,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
       monitor info export.xml.gz --threshold 100
       monitor info record.hea --column PULSE
     """
-    from monitor.info import describe, format_info
+    from monitor.app.describe_input import describe, format_info
     from streams import SourceError
 
     try:
@@ -295,8 +295,8 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli_dashboard, which do not import
-main.add_command(serve)  # this module (their shared helpers are in monitor.options)
+main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli.dashboard, which do not import
+main.add_command(serve)  # this module (their shared helpers are in monitor.cli.options)
 main.add_command(dashboard_command)
 
 
