@@ -458,7 +458,7 @@ class OnlineLearner:
         A skipped step leaves everything as it was, BatchNorm's running statistics included.
         """
         saved = [b.clone() for b in self.net.buffers()] if self._modal else None
-        follow = self._follow
+        follow = self._follow and int(self.net[0].num_batches_tracked) > 0  # not the data-dependent start
         if follow:
             mean0, std0 = _eval_stats(self.net[0])
         out = self.net(self._inputs(bx))[:, 0]  # (m,)
