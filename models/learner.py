@@ -187,6 +187,8 @@ class OnlineLearner:
         self._centre = self._inv_scale = None  # the normaliser's statistics, cached at each step
         self._stats_at = 0  # normaliser.n_seen_ when they were cached
         self._params = list(self.net.parameters())
+        self._buffers = list(self.net.buffers())  # BatchNorm's running statistics and batch count
+        self._stats = [b for b in self._buffers if b.is_floating_point()]  # those that can overflow
         self._modal = any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in self.net)
         # preserve also when BatchRenorm1d's running statistics move as it trains (see _optimise)
         self._follow = c.preserve and isinstance(self.net[0], BatchRenorm1d)
@@ -457,7 +459,7 @@ class OnlineLearner:
 
         A skipped step leaves everything as it was, BatchNorm's running statistics included.
         """
-        saved = [b.clone() for b in self.net.buffers()] if self._modal else None
+        saved = [b.clone() for b in self._buffers] if self._modal else None
         follow = self._follow and int(self.net[0].num_batches_tracked) > 0  # not the data-dependent start
         if follow:
             mean0, std0 = _eval_stats(self.net[0])
@@ -466,7 +468,7 @@ class OnlineLearner:
         value = float(loss.detach())
         if not math.isfinite(value):
             return self._skip(saved)
-        if saved is not None and not all(bool(torch.isfinite(b).all()) for b in self.net.buffers()):
+        if saved is not None and not all(bool(torch.isfinite(b).all()) for b in self._stats):
             return self._skip(saved)  # BatchNorm's running variance overflowed on an extreme batch
         grad = self.opt.flat_grad(torch.autograd.grad(loss, self._params, allow_unused=True))  # (P,)
         if not bool(torch.isfinite(grad).all()):
@@ -504,7 +506,7 @@ class OnlineLearner:
     def _restore_buffers(self, saved: list[torch.Tensor]) -> None:
         """Undo what a skipped step's forward pass did to BatchNorm's running statistics."""
         with torch.no_grad():
-            for b, old in zip(self.net.buffers(), saved):
+            for b, old in zip(self._buffers, saved):
                 b.copy_(old)
 
     def __getstate__(self) -> dict:
