@@ -192,6 +192,8 @@ class OnlineLearner:
         self._modal = any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in self.net)
         # preserve also when BatchRenorm1d's running statistics move as it trains (see _optimise)
         self._follow = c.preserve and isinstance(self.net[0], BatchRenorm1d)
+        if self._follow:  # numpy views of the Linear layer after it (they share the optimiser's flat vector)
+            self._first_linear = (self.net[1].weight.detach().numpy(), self.net[1].bias.detach().numpy())
         self._scorer = NumpyScorer(self.net)  # float64 snapshot of the weights, renewed after each step
 
     def __repr__(self) -> str:
@@ -476,7 +478,7 @@ class OnlineLearner:
         self.opt.step(grad)
         if follow:  # BatchRenorm1d's running statistics moved in this forward pass: keep the function
             mean1, std1 = _eval_stats(self.net[0])
-            _rescale_inputs(self.net[1], std1 / std0, (mean1 - mean0) / std0)
+            _rescale_linear(self._first_linear, std1 / std0, (mean1 - mean0) / std0)
         self.n_steps_ += 1
         return value
 
@@ -581,10 +583,17 @@ def _reparametrise(bn: torch.nn.BatchNorm1d, scale: torch.Tensor, offset: torch.
     bn.running_var.add_(bn.eps).mul_(scale * scale).sub_(bn.eps).clamp_(min=0.0)
 
 
-@torch.no_grad()
-def _eval_stats(bn: torch.nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d,) mean and std that `bn` normalises by when scoring (eval mode)."""
-    return bn.running_mean.clone(), torch.sqrt(bn.running_var + bn.eps)
+def _eval_stats(bn: torch.nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+    """(d,) float64 mean and std that `bn` normalises by when scoring (eval mode)."""
+    return bn.running_mean.numpy().astype(np.float64), np.sqrt(bn.running_var.numpy() + bn.eps, dtype=np.float64)
+
+
+def _rescale_linear(wb: tuple[np.ndarray, np.ndarray], ratio: np.ndarray, shift: np.ndarray) -> None:
+    """As `_rescale_inputs`, on numpy views (h, d), (h,) of a Linear layer's weight and bias: cheaper
+    than torch for these few numbers, once per optimiser step."""
+    w, b = wb
+    b += (w @ shift).astype(b.dtype)
+    w *= ratio.astype(w.dtype)
 
 
 @torch.no_grad()
