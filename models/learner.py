@@ -178,6 +178,7 @@ class OnlineLearner:
         self.warm_end_ = c.warm_until  # warm steps until this many readings; a new class pushes it on
         self.classes_seen_ = [False, False]  # labels 0 and 1 seen in a trained mini-batch
         self._calls = False  # the slice _first_trigger last looked at holds a reading that calls an early step
+        self._wrong_memo = None  # (model key, x, y, wrong) of the last readings scored by _wrong
         self.n_steps_ = 0  # optimiser steps taken
         self.n_skipped_ = 0  # steps skipped because the loss or a gradient was not finite
         self.last_loss_: float | None = None
@@ -283,8 +284,7 @@ class OnlineLearner:
         if len(x) == 0 or not (c.early or c.drift_errors):
             return None, None
         y = np.asarray(y, dtype=np.float64)
-        p = self._scorer.predict_proba(self._normalised(x))  # (n,)
-        wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) NaN p never counts as right
+        wrong = self._wrong(x, y)  # (n,)
         if not c.early or not (self._pend_wrong or wrong.any()):
             return None, wrong
         at = self.n_seen_ + np.arange(len(x))  # (n,) stream index of each reading
@@ -301,6 +301,22 @@ class OnlineLearner:
         due = np.flatnonzero(seen & full)
         self._calls = bool(calls.any())
         return (int(due[0]) if due.size else None), wrong
+
+    def _wrong(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(n,) which readings the current model gets wrong (label known; a NaN score is wrong).
+
+        Remembered for the last readings asked about: ``room(x, y)`` and the ``learn_many`` that
+        follows look at the same readings with the same model, and scoring is the costly part.
+        """
+        memo = self._wrong_memo
+        key = (self._scorer, getattr(self.normaliser, "n_seen_", 0))
+        if (memo is not None and memo[0] == key and len(x) <= len(memo[1]) and np.array_equal(x, memo[1][:len(x)])
+                and np.array_equal(y, memo[2][:len(y)], equal_nan=True)):
+            return memo[3][:len(x)]
+        p = self._scorer.predict_proba(self._normalised(x))  # (n,)
+        wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) NaN p never counts as right
+        self._wrong_memo = (key, np.array(x, copy=True), y.copy(), wrong)
+        return wrong
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Buffer readings already scored; step when the buffer holds a mini-batch.
@@ -470,7 +486,7 @@ class OnlineLearner:
         value = float(loss.detach())
         if not math.isfinite(value):
             return self._skip(saved)
-        if saved is not None and not all(bool(torch.isfinite(b).all()) for b in self._stats):
+        if saved is not None and not all(np.isfinite(b.numpy()).all() for b in self._stats):
             return self._skip(saved)  # BatchNorm's running variance overflowed on an extreme batch
         grad = self.opt.flat_grad(torch.autograd.grad(loss, self._params, allow_unused=True))  # (P,)
         if not bool(torch.isfinite(grad).all()):
