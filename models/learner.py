@@ -477,7 +477,7 @@ class OnlineLearner:
 
         A skipped step leaves everything as it was, BatchNorm's running statistics included.
         """
-        saved = [b.clone() for b in self._buffers] if self._modal else None
+        saved = [b.numpy().copy() for b in self._buffers] if self._modal else None  # numpy: cheaper than clone
         follow = self._follow and int(self.net[0].num_batches_tracked) > 0  # not the data-dependent start
         if follow:
             mean0, std0 = _eval_stats(self.net[0])
@@ -498,7 +498,7 @@ class OnlineLearner:
         self.n_steps_ += 1
         return value
 
-    def _skip(self, saved: list[torch.Tensor] | None) -> None:
+    def _skip(self, saved: list[np.ndarray] | None) -> None:
         self.n_skipped_ += 1
         if saved is not None:
             self._restore_buffers(saved)
@@ -521,11 +521,11 @@ class OnlineLearner:
             last.bias.fill_(math.log(rate / (1 - rate)))
 
     # -- numerical guard and state (appended: the rest of the class is left as it was) --------
-    def _restore_buffers(self, saved: list[torch.Tensor]) -> None:
+    def _restore_buffers(self, saved: list[np.ndarray]) -> None:
         """Undo what a skipped step's forward pass did to BatchNorm's running statistics."""
         with torch.no_grad():
             for b, old in zip(self._buffers, saved):
-                b.copy_(old)
+                b.copy_(torch.from_numpy(old))
 
     def __getstate__(self) -> dict:
         """Pickle through `state_dict`: the weights are views into the optimiser's flat vector,
