@@ -25,10 +25,14 @@ accuracy, before -> after):
   mini-batches growing with the stream (``growth``), 16 steps per mini-batch early (``warm_steps``)
   and the output bias from the first mini-batch's label rate (``init_bias``).
 - ``early`` (issue 13): a reading the model gets wrong ends the mini-batch, so the step runs right
-  after it rather than up to 256 readings later; ``room(x, y)`` tells a caller where, before it
-  scores, so the slicing still does not matter. ``drift_errors``: 5 readings wrong within 100
-  (and 3 standard deviations above the error rate so far, as DDM tests it) is a change of regime: the replay ring keeps only its last 100 readings (a moved threshold
-  is not learned against 1,024 readings of the old one) and the warm-up restarts. Replay draws are
+  after it rather than up to 4,096 readings later: every mistake while warming up, after that only
+  the ``early_errors``-th (2nd) within ``drift_window`` readings. ``room(x, y)`` tells a caller where,
+  before it scores, so the slicing still does not matter. ``drift_errors``: 8 readings wrong within
+  100 (and 3 standard deviations above the error rate so far, as DDM tests it) is a change of regime:
+  the replay ring forgets the readings from before the window's first mistake (a moved threshold is
+  not learned against 1,024 readings of the old one) and the learner warms up again for
+  ``drift_warm`` (500) readings. With ``preserve``, BatchRenorm1d's running statistics moving in
+  training are compensated in the next Linear layer, as the normaliser's are. Replay draws are
   without replacement. Measured in docs/learning.md.
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
