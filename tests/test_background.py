@@ -76,7 +76,7 @@ def test_scores_lag_by_exactly_lag_readings():
     mon = Monitor(seed=0)
     mon.train_behind(lag)
     got = np.concatenate([mon.process(Batch.of_values(v[i:i + 1])).p for i in range(len(v))])
-    ref = OnlineLearner(mon.learner.config, seed=0)  # the same learner, stepped by hand
+    ref = type(mon.learner)(mon.learner.config, seed=0)  # the same learner (class included), stepped by hand
     y = label(v.reshape(-1, 1), np.full(len(v), np.nan))
     snaps, want = [(0, ref.frozen())], np.empty(len(v))
     i = 0
