@@ -84,7 +84,8 @@ class BatchRenorm1d(nn.BatchNorm1d):
         if not self.training or x.shape[0] < 2:
             return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                             False, 0.0, self.eps)
-        with torch.no_grad():  # the statistics, (d,) each, in float64 numpy (a step's cost is these small ops)
+        with torch.no_grad(), np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # (d,) statistics in
+            # float64 numpy (a step's cost is these small ops); an extreme batch gives inf/NaN: the learner skips it
             n = x.shape[0]
             var_b, mean_b = torch.stack(torch.var_mean(x.detach(), dim=0, unbiased=False)).numpy().astype(np.float64)
             unbiased = var_b * (n / (n - 1))
