@@ -120,7 +120,9 @@ def test_extreme_readings_never_make_the_weights_nan():
             state = mon.learner.net.state_dict()
             assert all(bool(torch.isfinite(t).all()) for t in state.values()), (normalise, batchnorm)
             s = mon.summary()
-            assert s["skipped_steps"] > 0 and s["readings"] == 400
+            # the guard fires where a step's numbers overflow; raw input into the plain network is stepped
+            # in float64 numpy (models.numpy_step), where these readings give finite losses and gradients
+            assert s["readings"] == 400 and (s["skipped_steps"] > 0) == (normalise or batchnorm)
             if normalise:
                 assert np.isfinite(mon.learner.normaliser.mean_).all() and s["normaliser_skipped"] > 0
             if normalise or batchnorm:  # (neither: raw heart rate stalls anyway, the project's lesson)
