@@ -25,10 +25,14 @@ accuracy, before -> after):
   mini-batches growing with the stream (``growth``), 16 steps per mini-batch early (``warm_steps``)
   and the output bias from the first mini-batch's label rate (``init_bias``).
 - ``early`` (issue 13): a reading the model gets wrong ends the mini-batch, so the step runs right
-  after it rather than up to 256 readings later; ``room(x, y)`` tells a caller where, before it
-  scores, so the slicing still does not matter. ``drift_errors``: 5 readings wrong within 100
-  (and 3 standard deviations above the error rate so far, as DDM tests it) is a change of regime: the replay ring keeps only its last 100 readings (a moved threshold
-  is not learned against 1,024 readings of the old one) and the warm-up restarts. Replay draws are
+  after it rather than up to 4,096 readings later: every mistake while warming up, after that only
+  the ``early_errors``-th (2nd) within ``drift_window`` readings. ``room(x, y)`` tells a caller where,
+  before it scores, so the slicing still does not matter. ``drift_errors``: 8 readings wrong within
+  100 (and 3 standard deviations above the error rate so far, as DDM tests it) is a change of regime:
+  the replay ring forgets the readings from before the window's first mistake (a moved threshold is
+  not learned against 1,024 readings of the old one) and the learner warms up again for
+  ``drift_warm`` (500) readings. With ``preserve``, BatchRenorm1d's running statistics moving in
+  training are compensated in the next Linear layer, as the normaliser's are. Replay draws are
   without replacement. Measured in docs/learning.md.
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
@@ -56,7 +60,7 @@ import numpy as np
 import torch
 
 from models.adam import FlatAdam
-from models.network import NumpyScorer, build_network, make_loss
+from models.network import BatchRenorm1d, NumpyScorer, build_network, make_loss
 from models.normaliser import RunningNormaliser
 
 __all__ = ["LearnerConfig", "OnlineLearner", "FrozenScorer", "mini_batch_size"]
@@ -88,9 +92,12 @@ class LearnerConfig:
     replay_unique: bool = True  # replayed readings drawn without replacement (False: with, as before issue 13)
     early: bool = True  # a misclassified reading ends the mini-batch: the step runs right after it
     early_gap: int = 2  # ... once the mini-batch holds at least this many readings (bounds the extra steps)
-    drift_errors: int = 5  # at least this many readings scored wrong within drift_window readings (and 3 sd above
+    early_errors: int = 2  # ... once warmed up, only when it is at least the early_errors-th wrong one within
+    # drift_window readings: a lone mistake on stationary data waits for the scheduled step
+    drift_errors: int = 8  # at least this many readings scored wrong within drift_window readings (and 3 sd above
     # the error rate since the last change) is a change of regime: 0 = off
-    drift_window: int = 100  # ... on a change the replay ring keeps only its last drift_window readings and warms up again
+    drift_window: int = 100  # ... on a change the replay ring keeps only the readings since the window's first error
+    drift_warm: int = 500  # ... and the learner warms up again (warm_steps per mini-batch) for this many readings
 
     def __post_init__(self) -> None:
         from models.network import batchnorm_name
@@ -103,8 +110,8 @@ class LearnerConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 < self.prior < 1:
             raise ValueError(f"prior must be strictly between 0 and 1, got {self.prior}")
-        for name in ("replay", "steps", "warm_steps", "warm_until", "growth", "early_gap", "drift_errors",
-                     "drift_window"):
+        for name in ("replay", "steps", "warm_steps", "warm_until", "growth", "early_gap", "early_errors",
+                     "drift_errors", "drift_window", "drift_warm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         self.network  # validates the network fields
@@ -161,8 +168,8 @@ class OnlineLearner:
         self._pend_x = np.empty((top, d))  # (B, d) raw readings waiting for a step
         self._pend_y = np.empty(top)
         self._n_pend = 0
-        self._pend_wrong = False  # the mini-batch being filled holds a reading the model got wrong (early)
-        self._err_at = np.empty(0, dtype=np.int64)  # stream indices of the last readings scored wrong (drift)
+        self._pend_wrong = False  # the mini-batch being filled holds a reading that calls an early step
+        self._err_at = np.empty(0, dtype=np.int64)  # stream indices of the readings scored wrong, last drift_window
         self.drift_at_ = 0  # readings seen at the last change of regime detected
         self._n_judged = self._n_wrong = 0  # labelled readings, and those scored wrong, since then
         self.n_drifts_ = 0  # changes of regime detected
@@ -174,6 +181,8 @@ class OnlineLearner:
         self.n_seen_ = 0  # readings handed to learn_many
         self.warm_end_ = c.warm_until  # warm steps until this many readings; a new class pushes it on
         self.classes_seen_ = [False, False]  # labels 0 and 1 seen in a trained mini-batch
+        self._calls = False  # the slice _first_trigger last looked at holds a reading that calls an early step
+        self._wrong_memo = None  # (model key, x, y, wrong) of the last readings scored by _wrong
         self.n_steps_ = 0  # optimiser steps taken
         self.n_skipped_ = 0  # steps skipped because the loss or a gradient was not finite
         self.last_loss_: float | None = None
@@ -183,7 +192,13 @@ class OnlineLearner:
         self._centre = self._inv_scale = None  # the normaliser's statistics, cached at each step
         self._stats_at = 0  # normaliser.n_seen_ when they were cached
         self._params = list(self.net.parameters())
+        self._buffers = list(self.net.buffers())  # BatchNorm's running statistics and batch count
+        self._stats = [b for b in self._buffers if b.is_floating_point()]  # those that can overflow
         self._modal = any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in self.net)
+        # preserve also when BatchRenorm1d's running statistics move as it trains (see _optimise)
+        self._follow = c.preserve and isinstance(self.net[0], BatchRenorm1d)
+        if self._follow:  # numpy views of the Linear layer after it (they share the optimiser's flat vector)
+            self._first_linear = (self.net[1].weight.detach().numpy(), self.net[1].bias.detach().numpy())
         self._scorer = NumpyScorer(self.net)  # float64 snapshot of the weights, renewed after each step
 
     def __repr__(self) -> str:
@@ -259,26 +274,53 @@ class OnlineLearner:
         j, _ = self._first_trigger(x[:k], y[:k])
         return k if j is None else j + 1
 
-    def _first_trigger(self, x: np.ndarray, y: np.ndarray) -> tuple[int | None, bool]:
-        """Index of the reading of x after which an early step is due (or None), and whether
-        the model gets one of x wrong.
+    def _first_trigger(self, x: np.ndarray, y: np.ndarray) -> tuple[int | None, np.ndarray | None]:
+        """Index of the reading of x after which an early step is due (or None), and which of x
+        the model gets wrong ((n,) bool; None when neither early steps nor drift need it).
 
-        Due at the first reading at which the mini-batch being filled holds a misclassified
-        reading (by the current model, label known) and at least ``early_gap`` readings. Scores
-        are float64 and row-wise, so the index does not depend on how x was cut.
+        A wrong reading (by the current model, label known) calls an early step while warming up;
+        after the warm-up only when the last ``drift_window`` readings, it included, hold at least
+        ``early_errors`` wrong ones. The step is due once the mini-batch being filled holds such a
+        reading and at least ``early_gap`` readings. Scores are float64 and row-wise and the count
+        runs over stream positions, so the index does not depend on how x was cut.
         """
-        if not self.config.early or len(x) == 0:
-            return None, False
+        c = self.config
+        if len(x) == 0 or not (c.early or c.drift_errors):
+            return None, None
         y = np.asarray(y, dtype=np.float64)
+        wrong = self._wrong(x, y)  # (n,)
+        if not c.early or not (self._pend_wrong or wrong.any()):
+            return None, wrong
+        at = self.n_seen_ + np.arange(len(x))  # (n,) stream index of each reading
+        calls = wrong
+        if c.early_errors > 1:
+            w = c.drift_window
+            before = len(self._err_at) - np.searchsorted(self._err_at, at - w, side="right")  # (n,) earlier errors in window
+            cw = np.cumsum(wrong)  # (n,)
+            lag = np.concatenate([np.zeros(min(w, len(x)), dtype=cw.dtype), cw[:-w] if len(x) > w else cw[:0]])
+            need = np.where(at < self.warm_end_, 1, c.early_errors)  # (n,) warm: every mistake counts
+            calls = wrong & (before + cw - lag >= need)
+        seen = np.cumsum(calls) > 0 if not self._pend_wrong else np.ones(len(x), dtype=bool)  # (n,)
+        full = self._n_pend + np.arange(1, len(x) + 1) >= c.early_gap  # (n,)
+        due = np.flatnonzero(seen & full)
+        self._calls = bool(calls.any())
+        return (int(due[0]) if due.size else None), wrong
+
+    def _wrong(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(n,) which readings the current model gets wrong (label known; a NaN score is wrong).
+
+        Remembered for the last readings asked about: ``room(x, y)`` and the ``learn_many`` that
+        follows look at the same readings with the same model, and scoring is the costly part.
+        """
+        memo = self._wrong_memo
+        key = (self._scorer, getattr(self.normaliser, "n_seen_", 0))
+        if (memo is not None and memo[0] == key and len(x) <= len(memo[1]) and np.array_equal(x, memo[1][:len(x)])
+                and np.array_equal(y, memo[2][:len(y)], equal_nan=True)):
+            return memo[3][:len(x)]
         p = self._scorer.predict_proba(self._normalised(x))  # (n,)
         wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) NaN p never counts as right
-        any_wrong = bool(wrong.any())
-        if not (self._pend_wrong or any_wrong):
-            return None, False
-        seen = np.cumsum(wrong) > 0 if not self._pend_wrong else np.ones(len(x), dtype=bool)  # (n,)
-        full = self._n_pend + np.arange(1, len(x) + 1) >= self.config.early_gap  # (n,)
-        due = np.flatnonzero(seen & full)
-        return (int(due[0]) if due.size else None), any_wrong
+        self._wrong_memo = (key, np.array(x, copy=True), y.copy(), wrong)
+        return wrong
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Buffer readings already scored; step when the buffer holds a mini-batch.
@@ -291,9 +333,12 @@ class OnlineLearner:
         i, n = 0, len(x)
         while i < n:
             k = min(self._target - self._n_pend, n - i)
+            self._calls = False
             due, wrong = self._first_trigger(x[i:i + k], y[i:i + k])
             if due is not None:
                 k = due + 1
+            if wrong is not None:
+                self._count_errors(wrong[:k], np.asarray(y[i:i + k], dtype=np.float64))
             self._pend_x[self._n_pend:self._n_pend + k] = x[i:i + k]
             self._pend_y[self._n_pend:self._n_pend + k] = y[i:i + k]
             self._n_pend += k
@@ -302,14 +347,25 @@ class OnlineLearner:
             if due is not None or self._n_pend == self._target:
                 losses += self._step()
             else:
-                self._pend_wrong = self._pend_wrong or wrong
+                self._pend_wrong = self._pend_wrong or self._calls
         return losses
+
+    def _count_errors(self, wrong: np.ndarray, y: np.ndarray) -> None:
+        """Record which of the next readings (stream positions n_seen_ on) the model got wrong."""
+        self._n_judged += int((~np.isnan(y)).sum())
+        self._n_wrong += int(wrong.sum())
+        at = self.n_seen_ + np.flatnonzero(wrong)
+        lo = self.n_seen_ + len(wrong) - self.config.drift_window
+        if at.size:
+            self._err_at = np.concatenate([self._err_at, at])
+        if self._err_at.size and self._err_at[0] < lo:
+            self._err_at = self._err_at[self._err_at >= lo]
 
     def _step(self) -> list[float]:
         c = self.config
         px, py = self._pend_x[:self._n_pend], self._pend_y[:self._n_pend]
         if c.drift_errors:
-            self._watch_drift(px, py)
+            self._watch_drift()
         if c.normalise:
             self._renormalise(px)
         known = ~np.isnan(py)
@@ -346,42 +402,35 @@ class OnlineLearner:
             self.last_loss_ = losses[-1]
         return losses
 
-    def _watch_drift(self, px: np.ndarray, py: np.ndarray) -> None:
-        """Count the pending readings the model (unchanged since it scored them) got wrong. When
-        the last `drift_window` readings hold at least `drift_errors` of them and clearly more than
-        the error rate since the last change predicts (3 standard deviations, as DDM tests it), the
-        regime changed: forget all but the last `drift_window` replayed readings and warm up again.
+    def _watch_drift(self) -> None:
+        """Test for a change of regime with the readings scored wrong (recorded as they were learned).
 
-        Decided at a step from the readings alone, so it does not depend on how they were sliced.
+        When the last `drift_window` readings hold at least `drift_errors` of them and clearly
+        more than the error rate since the last change predicts (3 standard deviations, as DDM
+        tests it), the regime changed: the replay ring forgets the readings from before the
+        window's first error (at most `drift_window` are kept) and the learner warms up again for
+        `drift_warm` readings. Decided at a step from the readings alone, so it does not depend
+        on how they were sliced.
         """
         c = self.config
-        known = ~np.isnan(py)
-        p = self._scorer.predict_proba(self._normalised(px))  # (n,)
-        wrong = np.flatnonzero(known & ((p > 0.5) != (py > 0.5)))
-        self._n_judged += int(known.sum())
-        self._n_wrong += int(wrong.size)
-        if wrong.size == 0:
-            return
-        first = self.n_seen_ - len(py)  # stream index of px[0]
-        at = np.concatenate([self._err_at, first + wrong])
-        self._err_at = at[at >= max(self.drift_at_, self.n_seen_ - c.drift_window)]  # errors in the window
         w = c.drift_window
-        rate = (self._n_wrong - len(self._err_at)) / max(1, self._n_judged - w)  # before the window
-        if self._n_judged < 4 * w:  # the rate before the window is measured on 3 windows at least
+        errs = self._err_at[self._err_at >= self.drift_at_]  # (e,) errors in the window since the last change
+        if self._n_judged < 4 * w or len(errs) < c.drift_errors:  # the rate before the window: 3 windows at least
             return
-        if len(self._err_at) < max(c.drift_errors, w * rate + 3 * math.sqrt(w * rate * (1 - rate))):
+        rate = (self._n_wrong - len(errs)) / max(1, self._n_judged - w)
+        if len(errs) < w * rate + 3 * math.sqrt(w * rate * (1 - rate)):
             return
+        first = self.n_seen_ - self._n_pend  # stream index of the first pending reading
         self.drift_at_ = self.n_seen_
         self.n_drifts_ += 1
         self._err_at = np.empty(0, dtype=np.int64)
         self._n_judged = self._n_wrong = 0
-        keep = min(self._n_replay, w)
+        keep = min(self._n_replay, w, max(0, first - int(errs[0])))
         if keep < self._n_replay:  # the last `keep` readings of the ring, oldest first, at slots 0..keep-1
             idx = (self._replay_at - keep + np.arange(keep)) % self._n_replay
             self._replay_x[:keep], self._replay_y[:keep] = self._replay_x[idx], self._replay_y[idx]
             self._n_replay, self._replay_at = keep, keep % c.replay
-        if c.warm_restart:
-            self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.warm_until)
+        self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.drift_warm)
 
     def _renormalise(self, px: np.ndarray) -> None:
         """Update the normaliser, and keep the network's function of the raw reading unchanged.
@@ -413,11 +462,8 @@ class OnlineLearner:
             return
         ratio = np.where(ok, inv0 / np.where(ok, inv1, 1.0), 1.0)  # (d,) s1 / s0
         shift = np.where(ok, (m1 - m0) * inv0, 0.0)  # (d,) (m1 - m0) / s0
-        lin = self.net[0]
-        with torch.no_grad():
-            w = lin.weight  # (h, d)
-            lin.bias.add_(w @ torch.from_numpy(shift.astype(np.float32)))
-            w.mul_(torch.from_numpy(ratio.astype(np.float32)))
+        _rescale_inputs(self.net[0], torch.from_numpy(ratio.astype(np.float32)),
+                        torch.from_numpy(shift.astype(np.float32)))
 
     def _training_batch(self, new_x: np.ndarray, new_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The new readings plus a draw of up to batch_size recent ones from the replay ring."""
@@ -435,22 +481,28 @@ class OnlineLearner:
 
         A skipped step leaves everything as it was, BatchNorm's running statistics included.
         """
-        saved = [b.clone() for b in self.net.buffers()] if self._modal else None
+        saved = [b.numpy().copy() for b in self._buffers] if self._modal else None  # numpy: cheaper than clone
+        follow = self._follow and int(self.net[0].num_batches_tracked) > 0  # not the data-dependent start
+        if follow:
+            mean0, std0 = _eval_stats(self.net[0])
         out = self.net(self._inputs(bx))[:, 0]  # (m,)
         loss = self.loss_fn(out, torch.from_numpy(by.astype(np.float32)))
         value = float(loss.detach())
         if not math.isfinite(value):
             return self._skip(saved)
-        if saved is not None and not all(bool(torch.isfinite(b).all()) for b in self.net.buffers()):
+        if saved is not None and not all(np.isfinite(b.numpy()).all() for b in self._stats):
             return self._skip(saved)  # BatchNorm's running variance overflowed on an extreme batch
         grad = self.opt.flat_grad(torch.autograd.grad(loss, self._params, allow_unused=True))  # (P,)
         if not bool(torch.isfinite(grad).all()):
             return self._skip(saved)
         self.opt.step(grad)
+        if follow:  # BatchRenorm1d's running statistics moved in this forward pass: keep the function
+            mean1, std1 = _eval_stats(self.net[0])
+            _rescale_linear(self._first_linear, std1 / std0, (mean1 - mean0) / std0)
         self.n_steps_ += 1
         return value
 
-    def _skip(self, saved: list[torch.Tensor] | None) -> None:
+    def _skip(self, saved: list[np.ndarray] | None) -> None:
         self.n_skipped_ += 1
         if saved is not None:
             self._restore_buffers(saved)
@@ -473,11 +525,11 @@ class OnlineLearner:
             last.bias.fill_(math.log(rate / (1 - rate)))
 
     # -- numerical guard and state (appended: the rest of the class is left as it was) --------
-    def _restore_buffers(self, saved: list[torch.Tensor]) -> None:
+    def _restore_buffers(self, saved: list[np.ndarray]) -> None:
         """Undo what a skipped step's forward pass did to BatchNorm's running statistics."""
         with torch.no_grad():
-            for b, old in zip(self.net.buffers(), saved):
-                b.copy_(old)
+            for b, old in zip(self._buffers, saved):
+                b.copy_(torch.from_numpy(old))
 
     def __getstate__(self) -> dict:
         """Pickle through `state_dict`: the weights are views into the optimiser's flat vector,
@@ -549,6 +601,27 @@ def _reparametrise(bn: torch.nn.BatchNorm1d, scale: torch.Tensor, offset: torch.
     bn.running_mean.mul_(scale).add_(offset)
     # (u - mean) / sqrt(var + eps) unchanged: var + eps scales by scale^2 (eps included)
     bn.running_var.add_(bn.eps).mul_(scale * scale).sub_(bn.eps).clamp_(min=0.0)
+
+
+def _eval_stats(bn: torch.nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+    """(d,) float64 mean and std that `bn` normalises by when scoring (eval mode)."""
+    return bn.running_mean.numpy().astype(np.float64), np.sqrt(bn.running_var.numpy() + bn.eps, dtype=np.float64)
+
+
+def _rescale_linear(wb: tuple[np.ndarray, np.ndarray], ratio: np.ndarray, shift: np.ndarray) -> None:
+    """As `_rescale_inputs`, on numpy views (h, d), (h,) of a Linear layer's weight and bias: cheaper
+    than torch for these few numbers, once per optimiser step."""
+    w, b = wb
+    b += (w @ shift).astype(b.dtype)
+    w *= ratio.astype(w.dtype)
+
+
+@torch.no_grad()
+def _rescale_inputs(lin: torch.nn.Linear, ratio: torch.Tensor, shift: torch.Tensor) -> None:
+    """`lin`'s input u becomes ``(u - shift) / ratio`` (d,): rescale its columns and shift its bias
+    so that its output for the same raw reading is unchanged (PopArt's trick, on the inputs)."""
+    lin.bias.add_(lin.weight @ shift)  # weight (h, d)
+    lin.weight.mul_(ratio)
 
 
 class FrozenScorer:

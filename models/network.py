@@ -84,24 +84,50 @@ class BatchRenorm1d(nn.BatchNorm1d):
         if not self.training or x.shape[0] < 2:
             return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                             False, 0.0, self.eps)
-        mean_b = x.mean(dim=0)  # (d,)
-        var_b = x.var(dim=0, unbiased=False)  # (d,)
-        std_b = torch.sqrt(var_b + self.eps)
-        with torch.no_grad():
+        with torch.no_grad(), np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # (d,) statistics in
+            # float64 numpy (a step's cost is these small ops); an extreme batch gives inf/NaN: the learner skips it
             n = x.shape[0]
-            unbiased = var_b.detach() * (n / (n - 1))
-            if int(self.num_batches_tracked) == 0:  # data-dependent start
-                self.running_mean.copy_(mean_b.detach())
-                self.running_var.copy_(unbiased)
-            std_run = torch.sqrt(self.running_var + self.eps)
-            r = (std_b.detach() / std_run).clamp(1.0 / self.r_max, self.r_max)
-            d = ((mean_b.detach() - self.running_mean) / std_run).clamp(-self.d_max, self.d_max)
-            self.running_mean.add_(self.momentum * (mean_b.detach() - self.running_mean))
-            self.running_var.add_(self.momentum * (unbiased - self.running_var))
-            self.num_batches_tracked.add_(1)
-        x_hat = (x - mean_b) / std_b * r + d  # (n, d)
+            var_b, mean_b = torch.stack(torch.var_mean(x.detach(), dim=0, unbiased=False)).numpy().astype(np.float64)
+            unbiased = var_b * (n / (n - 1))
+            run_mean, run_var = self.running_mean.numpy(), self.running_var.numpy()  # views of the buffers
+            tracked = self.num_batches_tracked.numpy()  # 0-d view
+            if tracked == 0:  # data-dependent start
+                run_mean[:], run_var[:] = mean_b, unbiased
+            std_b = np.sqrt(var_b + self.eps)
+            std_run = np.sqrt(run_var + self.eps)
+            r = np.minimum(np.maximum(std_b / std_run, 1.0 / self.r_max), self.r_max)
+            d = np.minimum(np.maximum((mean_b - run_mean) / std_run, -self.d_max), self.d_max)
+            run_mean += self.momentum * (mean_b - run_mean)
+            run_var += self.momentum * (unbiased - run_var)
+            tracked += 1
+        if x.requires_grad:  # the batch statistics' gradient, as BatchNorm's
+            f32 = lambda a: torch.from_numpy(a.astype(np.float32))  # noqa: E731
+            x_hat = _Renorm.apply(x, f32(mean_b), f32(1.0 / std_b), f32(r), f32(d))  # (n, d)
+        else:  # data in, nothing to differentiate: one affine map, x * (r / std_b) + (d - mean_b * r / std_b)
+            scale = r / std_b
+            x_hat = torch.addcmul(torch.from_numpy((d - mean_b * scale).astype(np.float32)), x,
+                                  torch.from_numpy(scale.astype(np.float32)))
         return x_hat * self.weight + self.bias if self.affine else x_hat
 
+
+class _Renorm(torch.autograd.Function):
+    """``(x - mean_b) / std_b * r + d`` with the batch statistics' gradient and none through r, d.
+
+    One autograd node with BatchNorm's backward written out (the layer's step cost):
+    dx = r / std_b * (g - mean(g) - x_b * mean(g * x_b)), x_b = (x - mean_b) / std_b.
+    """
+
+    @staticmethod
+    def forward(ctx, x, mean_b, inv_std, r, d):  # x (n, d); the rest (d,)
+        x_b = (x - mean_b) * inv_std
+        ctx.save_for_backward(x_b, inv_std * r)
+        return x_b * r + d
+
+    @staticmethod
+    def backward(ctx, g):  # g (n, d)
+        x_b, k = ctx.saved_tensors
+        dx = k * (g - g.mean(dim=0) - x_b * (g * x_b).mean(dim=0))
+        return dx, None, None, None, None
 
 
 @dataclass(frozen=True)

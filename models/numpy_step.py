@@ -171,9 +171,10 @@ class NumpyStepLearner(OnlineLearner):
         else:
             run_mean, run_var = bn.running_mean.numpy(), bn.running_var.numpy()  # float32 views, promoted below
         inv_run = 1.0 / np.sqrt(run_var + eps)  # (d,)
-        r = np.clip(inv_run / inv_b, 1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
-        d = np.clip((mean_b - run_mean) * inv_run, -bn.d_max, bn.d_max)  # (d,)
-        x_hat = dev * (r * inv_b) + d  # (m, d)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # an extreme batch: not finite, skipped
+            r = np.clip(inv_run / inv_b, 1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
+            d = np.clip((mean_b - run_mean) * inv_run, -bn.d_max, bn.d_max)  # (d,)
+            x_hat = dev * (r * inv_b) + d  # (m, d)
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, and the step is skipped
             new = np.stack([run_mean + mom * (mean_b - run_mean), run_var + mom * (unbiased - run_var)]).astype(np.float32)
         return x_hat, new[0], new[1]

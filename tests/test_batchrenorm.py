@@ -109,3 +109,29 @@ def test_an_unknown_batchnorm_says_what_is_allowed():
 def test_describe_network(batchnorm, normalise, text):
     cfg = LearnerConfig(batchnorm=batchnorm, normalise=normalise)
     assert describe_network(build_network(cfg.network), normalise=normalise) == text
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_running_statistics_moving_in_training_do_not_move_the_learned_function(preserve):
+    """preserve: when BatchRenorm1d's running statistics move as it trains, the next Linear layer is
+    rescaled so that the score of a raw reading moves only by what the optimiser step did (here lr is
+    so small that the step does nothing); without preserve the scores move with the statistics."""
+    from models.learner import OnlineLearner
+
+    cfg = LearnerConfig(lr=1e-12, replay=0, early=False, drift_errors=0, warm_steps=4, preserve=preserve,
+                        init_bias=False)
+    learner = OnlineLearner(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(90, 5, size=(64, 1))
+    learner.learn_many(x0, (x0[:, 0] > 91).astype(float))  # the first step sets the statistics
+    probe = np.linspace(70, 110, 9)[:, None]
+    before = learner.predict_proba_many(probe)
+    mean0 = learner.net[0].running_mean.clone()
+    x1 = x0[:learner.room()] + 8.0  # a batch well above the running mean: the statistics move
+    learner.learn_many(x1, (x1[:, 0] > 91).astype(float))
+    assert float((learner.net[0].running_mean - mean0).abs().max()) > 1e-3
+    after = learner.predict_proba_many(probe)
+    if preserve:
+        np.testing.assert_allclose(after, before, atol=1e-5)
+    else:
+        assert np.abs(after - before).max() > 1e-3

@@ -18,7 +18,7 @@ def stream(n=600, seed=0):
 
 def test_one_step_matches_a_plain_torch_loop():
     cfg = LearnerConfig(normalise=False, replay=0, min_batch=8, batch_size=8, growth=0, warm_steps=1,
-                        steps=1, init_bias=False, lr=0.01, early=False)
+                        steps=1, init_bias=False, lr=0.01, early=False, preserve=False)
     learner = OnlineLearner(cfg, seed=3)
     ref = build_network(cfg.network, seed=3)
     opt = torch.optim.Adam(ref.parameters(), lr=0.01)
