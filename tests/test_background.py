@@ -9,9 +9,9 @@ import pytest
 
 from models.learner import OnlineLearner
 from models.numpy_step import NumpyStepLearner
-from monitor.background import BackgroundLearner
-from monitor.labels import label
-from monitor.pipeline import Monitor
+from monitor.core.background_learner import BackgroundLearner
+from monitor.core.labels import label
+from monitor.core.monitor import Monitor
 from streams import Batch
 
 

@@ -78,7 +78,7 @@ def _export(url, shards):
 
 def _monitor_kwargs(model="shared", seed=0):
     from models.learner import LearnerConfig
-    from monitor.alerts import Span
+    from monitor.keyed.alerts import Span
     return dict(config=LearnerConfig(), seed=seed, model=model,
                 alert_after=Span(seconds=60.0), alert_clear=Span(seconds=120.0))
 
@@ -192,7 +192,7 @@ def test_killing_a_shard_actor_loses_and_duplicates_no_reading(redis_url, local_
 def test_two_ray_shards_match_the_single_process_replay(redis_url, local_ray):
     """Done-when: per patient the same alerts, and with per-key models the same records; with the
     default shared network (one per shard) accuracy stays within 0.5 points."""
-    from monitor.keyed import KeyedMonitor
+    from monitor.keyed.keyed_monitor import KeyedMonitor
     from monitor.ray_shards import serve
     from streams.ward import Ward
 
@@ -202,7 +202,7 @@ def test_two_ray_shards_match_the_single_process_replay(redis_url, local_ray):
     for model in ("per-key", "shared"):
         mon = KeyedMonitor(**_monitor_kwargs(model))
         recs, alerts = io.StringIO(), []
-        from monitor.sinks import JsonlSink
+        from monitor.output.sinks import JsonlSink
         for b in ward:
             s = mon.process(b)
             JsonlSink(recs).write(s)

@@ -19,8 +19,8 @@ import numpy as np
 
 from models.learner import LearnerConfig, OnlineLearner
 from models.numpy_step import NumpyStepLearner  # the learner, its steps in numpy (issue 13: replay speed)
-from monitor.labels import DEFAULT_THRESHOLD, label
-from monitor.metrics import PrequentialMetrics
+from monitor.core.labels import DEFAULT_THRESHOLD, label
+from monitor.core.metrics import PrequentialMetrics
 from streams import Batch
 
 __all__ = ["Scored", "Monitor", "Trace"]
@@ -37,7 +37,7 @@ class Scored:
     flag: np.ndarray  # (n,) bool, p > flag_at
     line: np.ndarray  # (n,) int64 source line numbers
     key: np.ndarray | None = None
-    alerts: tuple = ()  # alert records (dicts) that these readings opened or closed, see monitor.alerts
+    alerts: tuple = ()  # alert records (dicts) that these readings opened or closed, see monitor.keyed.alerts
 
     def __len__(self) -> int:
         return len(self.p)
@@ -92,11 +92,11 @@ class Monitor:
         self.train_lag: int | None = None  # set by train_behind: learning on a worker thread
 
     def train_behind(self, lag: int | None = None) -> None:
-        """Learn on a worker thread from now on, off the scoring path (live feeds; monitor.background).
+        """Learn on a worker thread from now on, off the scoring path (live feeds; monitor.core.background_learner).
 
         Scores become those of the model ``lag`` readings behind; they stay the same whatever the timing.
         """
-        from monitor.background import DEFAULT_LAG
+        from monitor.core.background_learner import DEFAULT_LAG
         self.train_lag = DEFAULT_LAG if lag is None else lag
         self._wrap()
 
@@ -111,7 +111,7 @@ class Monitor:
                 self.trace.loss_at += [self.learner.n_seen_] * len(losses)
 
     def _wrap(self) -> None:
-        from monitor.background import BackgroundLearner
+        from monitor.core.background_learner import BackgroundLearner
         if self.train_lag and self.learn and isinstance(self.learner, OnlineLearner):
             self.learner = BackgroundLearner(self.learner, lag=self.train_lag)
 
@@ -208,7 +208,7 @@ class Monitor:
         return out
 
     def state_dict(self) -> dict:
-        """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
+        """The learner, both metrics, the recent losses and the counts (see monitor.state.checkpoint)."""
         self._catch_up()
         return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
                 "learner": None if self.learner is None else self.learner.state_dict(),
