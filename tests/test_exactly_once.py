@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
+from tests.forked import ForkedCli
 
 
 def hr_lines(n: int, seed: int = 1, start: int = 0) -> list[str]:
@@ -31,36 +30,15 @@ def run(*args: str, input: str | None = None):
 
 # -- item 1: two runs on one --state --------------------------------------------------------------
 
-def _child_reading_a_pipe(args: list[str]) -> tuple[int, object]:
-    """The CLI in a forked child whose standard input is a pipe (a live feed): (its PID, the pipe's
-    writing end). A fork, not a second interpreter: the lock is per process all the same."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 70
-        try:
-            os.dup2(r, 0)
-            os.close(w)
-            sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, closefd=False)))  # (pytest replaced it)
-            try:
-                main(args, prog_name="monitor")
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-        finally:
-            os._exit(code)
-    os.close(r)
-    return pid, os.fdopen(w, "wb")
-
-
 def test_a_second_run_on_a_busy_state_is_refused_at_once_naming_the_first(tmp_path):
     """Run A holds --state (a live feed still open); run B on the same --state exits 2 at once,
     naming A's PID, and writes nothing; A's output then holds every reading exactly once."""
     state, out = tmp_path / "s.pt", tmp_path / "o.jsonl"
-    pid, feed = _child_reading_a_pipe(["replay", "-", "--out", str(out), "--state", str(state), "-q"])
+    a = ForkedCli(["replay", "-", "--out", str(out), "--state", str(state), "-q"], stdout=False)  # a real process
     lines = ["t,hr"] + hr_lines(40)
     try:
-        feed.write(("\n".join(lines[:21]) + "\n").encode())
-        feed.flush()
+        a.stdin.write(("\n".join(lines[:21]) + "\n").encode())
+        a.stdin.flush()
         deadline = time.monotonic() + 60
         while (not out.exists() or out.read_text().count("\n") < 20) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -70,17 +48,13 @@ def test_a_second_run_on_a_busy_state_is_refused_at_once_naming_the_first(tmp_pa
                   input="\n".join(["t,hr"] + hr_lines(5, seed=9)) + "\n")
         assert time.monotonic() - t0 < 5
         assert res.exit_code == 2, res.output
-        assert f"PID {pid}" in res.output and "--state" in res.output
+        assert f"PID {a.pid}" in res.output and "--state" in res.output
         assert len(res.output.strip().splitlines()) == 1
-        feed.write(("\n".join(lines[21:]) + "\n").encode())
-        feed.close()
-        _, status = os.waitpid(pid, 0)
-        pid = None
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        a.stdin.write(("\n".join(lines[21:]) + "\n").encode())
+        a.stdin.close()
+        assert a.wait(60) == 0, a.stderr.read()
     finally:
-        if pid is not None:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
+        a.kill()
     times = [json.loads(ln)["time"] for ln in out.read_text().splitlines()]
     assert times == [i * 0.5 for i in range(40)]  # each reading once, in order
 
