@@ -19,20 +19,33 @@ __all__ = ["ForkedCli"]
 def _text(fd: int, mode: str):
     raw = io.FileIO(fd, mode, closefd=False)
     buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
-    return io.TextIOWrapper(buffered, encoding="utf-8", errors="replace" if mode == "r" else "strict")
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors="replace" if mode == "r" else "strict",
+                            line_buffering=mode == "w" and os.isatty(fd))  # as Python's own on a terminal
+
+
+def _output(how) -> tuple[int | None, int | None]:
+    """(the parent's reading end or None, the child's descriptor) for an output given as True (a pipe),
+    False (/dev/null) or a descriptor (a terminal, say: the caller's to close)."""
+    if how is True:
+        return os.pipe()
+    if how is False:
+        return None, os.open(os.devnull, os.O_WRONLY)
+    return None, how
 
 
 class ForkedCli:
     """``monitor ARGS`` in a forked child, with subprocess.Popen's handles and verbs: ``stdin``
-    (a pipe, bytes), ``stdout``/``stderr`` (pipes, bytes; or None: /dev/null), ``pid``,
-    ``send_signal``, ``poll``, ``wait``, ``kill``, ``returncode`` (-N when killed by signal N)."""
+    (a pipe, bytes), ``stdout``/``stderr`` (pipes, bytes, when asked: see _output), ``pid``,
+    ``send_signal``, ``poll``, ``wait``, ``kill``, ``returncode`` (-N when killed by signal N);
+    ``env``: variables set in the child (None: unset)."""
 
-    def __init__(self, args: list[str], *, stdout: bool = True, stderr: bool = True, env: dict | None = None) -> None:
+    def __init__(self, args: list[str], *, stdout: bool | int = True, stderr: bool | int = True,
+                 env: dict[str, str | None] | None = None) -> None:
         from monitor.cli import main
 
         rin, win = os.pipe()
-        rout, wout = os.pipe() if stdout else (None, os.open(os.devnull, os.O_WRONLY))
-        rerr, werr = os.pipe() if stderr else (None, os.open(os.devnull, os.O_WRONLY))
+        rout, wout = _output(stdout)
+        rerr, werr = _output(stderr)
         pid = os.fork()
         if pid == 0:  # the child: never returns into pytest
             code = 70
@@ -44,8 +57,10 @@ class ForkedCli:
                         os.close(fd)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.environ.update(env or {})
-                sys.stdin, sys.stdout, sys.stderr = _text(0, "r"), _text(1, "w"), _text(2, "w")  # pytest's are gone
+                for name, value in (env or {}).items():  # None: unset
+                    os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+                # pytest replaced sys.stdin/stdout/stderr: the child's are its descriptors 0-2 again
+                sys.stdin, sys.stdout, sys.stderr = _text(0, "r"), _text(1, "w"), _text(2, "w")
                 try:
                     main(args, prog_name="monitor")
                     code = 0
@@ -58,12 +73,14 @@ class ForkedCli:
                         pass
             finally:
                 os._exit(code)
-        for fd in (rin, wout, werr):
-            os.close(fd)
+        os.close(rin)
+        for fd, given in ((wout, stdout), (werr, stderr)):
+            if isinstance(given, bool):  # ours (a pipe's end, /dev/null); a descriptor given stays the caller's
+                os.close(fd)
         self.pid, self.returncode = pid, None
         self.stdin = os.fdopen(win, "wb")
-        self.stdout = os.fdopen(rout, "rb") if stdout else None
-        self.stderr = os.fdopen(rerr, "rb") if stderr else None
+        self.stdout = os.fdopen(rout, "rb") if rout is not None else None
+        self.stderr = os.fdopen(rerr, "rb") if rerr is not None else None
 
     def _reap(self, flags: int) -> int | None:
         if self.returncode is None:
