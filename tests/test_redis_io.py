@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +24,9 @@ from click.testing import CliRunner
 from monitor.cli import main
 from streams.redis_stream import parse_url
 from tests.conftest import has_module, redis_client
+from tests.forked import ForkedCli
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 _client = redis_client
@@ -204,12 +203,6 @@ def _wait_for(pred, timeout=60.0) -> None:
         time.sleep(0.05)
 
 
-def _popen(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
-
-
 def _reference(batches, **kw) -> tuple[str, list[str]]:
     from models.learner import LearnerConfig
     from monitor.keyed.alerts import Span
@@ -237,8 +230,8 @@ def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(s
     half = len(batches) // 2
     publish(connect(parse(url)), "ward", batches[:half], pack=1)
     out, alerts, summ = tmp_path / "o.jsonl", tmp_path / "a.jsonl", tmp_path / "s.json"
-    proc = _popen("serve", url, "--engine", "local", "--key-model", "per-key", "--checkpoint-every", "700",
-                  "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ))
+    proc = ForkedCli(["serve", url, "--engine", "local", "--key-model", "per-key", "--checkpoint-every", "700",
+                      "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ)], stdout=False)
     try:
         n1 = sum(len(b) for b in batches[:half])
         _wait_for(lambda: _lines(out) >= n1 - 300)  # the serve is well under way (live output)
@@ -250,11 +243,10 @@ def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(s
         _wait_for(lambda: _lines(out) >= n)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(60)
+        err = proc.stderr.read().decode()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = err.decode()
+        proc.kill()
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert err.count("lost Redis at") == 1 and "Redis back after" in err
