@@ -143,8 +143,6 @@ def test_a_consumer_that_dies_before_acking_loses_and_duplicates_nothing(redis_u
 
 
 # ---------------------------------------------------------------- with Redis and Ray
-# An actor killed in the middle of a call (and restarted by Ray), losing and duplicating nothing:
-# tests/test_ray_shards.py::test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +153,48 @@ def local_ray():
     ray = start_ray(None, 2)
     yield ray
     ray.shutdown()
+
+
+@needs_redis
+@needs_ray
+def test_killing_a_shard_actor_between_calls_loses_and_duplicates_no_reading(redis_url, local_ray):
+    """The actor is killed from outside (ray.kill, through Hooks.on_result) once the driver holds the
+    outputs of entries it has not acknowledged; tests/test_ray_shards.py kills one from inside, in
+    the middle of a call. Every reading once in the output streams and in the summary counts, and
+    the same outputs as a run without the kill."""
+    from monitor.distributed.config import EngineSpec, Hooks, ServeConfig
+    from monitor.distributed.serve import serve
+
+    n = _publish_ward(redis_url, 2, patients=10, minutes=20)["readings"]
+    killed, calls = [], []
+
+    def kill(shard, result, actors):
+        # shard 0, after its 4th call (800 readings, checkpoint at 600): 200 records written, not acked
+        if shard == 0 and result is not None and not killed:
+            calls.append(shard)
+            if len(calls) == 4:
+                local_ray.kill(actors[0], no_restart=False)
+                killed.append(shard)
+
+    config = ServeConfig(checkpoint_every=500, count=200, step_batches=1)
+    summary = serve(url=redis_url, config=config, engine=EngineSpec(engine="ray", shards=2),
+                    hooks=Hooks(on_result=kill))
+    assert killed == [0]
+    s0 = summary["per_shard"][0]
+    assert s0["resumed"] and s0["claimed"] >= 200 and s0["duplicates_skipped"] >= 200
+    assert summary["readings"] == summary["processed"] == summary["written"] == n  # each reading counted once
+    records, alerts = _export(redis_url, 2)
+    assert len(records) == n and len(set(records)) == n
+    client = _client(redis_url)
+    for s in shard_streams(parse_url(redis_url).stream, 2):  # every input entry covered by a block
+        assert _covered_ids(client, s) == [i for i, _ in client.xrange(s)]
+
+    # exactly what an unkilled run gives (the same workers, in this process)
+    other = redis_url + "-clean"
+    _publish_ward(other, 2, patients=10, minutes=20)
+    serve(url=other, config=config, engine=EngineSpec(engine="local", shards=2))
+    assert (records, alerts) == _export(other, 2)
+    _delete(other)
 
 
 def _single_process(ward, config):
