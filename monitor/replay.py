@@ -91,6 +91,7 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
     rejects = rejects or RejectReport()
     stop = interrupts or Interrupts()
     flush_each = live or pacer.speed > 0
+    behind = bool(getattr(monitor, "trains_behind", False))
     start_t = clock()
     headers = start["header_lines"] if start else 0
     position = start["position"] if start else None
@@ -117,6 +118,8 @@ def replay(source: Iterable[Batch], monitor: Monitor, sink, *, live: bool = Fals
                     if flush_each:  # live: each record out (and flushed) as soon as it is scored
                         monitor.process(batch.slice(part.start, part.stop),
                                         emit=lambda s: (sink.write(s), sink.flush()))
+                    elif behind:  # records written slice by slice while the worker trains (2 cores)
+                        monitor.process(batch.slice(part.start, part.stop), emit=sink.write)
                     else:
                         sink.write(monitor.process(batch.slice(part.start, part.stop)))
                 consistent, position = True, batch.position
