@@ -241,3 +241,39 @@ class BackgroundLearner:
     def state_dict(self) -> dict:
         self.drain()
         return self.learner.state_dict()
+
+    def lag_state(self) -> dict:
+        """The models that score readings from `n_seen_` on (the one in effect first), for a checkpoint:
+        a resumed run scores with them as the uninterrupted run would have."""
+        self.drain()
+        j = bisect.bisect_right(self._from, self.n_seen_) - 1
+        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]]}
+
+    def load_lag_state(self, state: dict) -> None:
+        """Take the models of `lag_state` (saved with the learner this one wraps)."""
+        self.drain()
+        self._from = [int(v) for v in state["starts"]]
+        self._snaps = [_snap_from(m) for m in state["models"]]
+
+
+def _snap_state(snap: FrozenScorer) -> dict:
+    """A FrozenScorer as tensors and plain values (loadable with torch.load(weights_only=True))."""
+    import torch
+
+    sc = snap.scorer
+    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))  # noqa: E731
+    return {"w1": t(sc.w1), "b1": t(sc.b1), "w2": t(sc.w2), "b2": t([sc.b2]), "relu": sc.act == "relu",
+            "bn_scale": t(None if sc.bn is None else sc.bn[0]), "bn_shift": t(None if sc.bn is None else sc.bn[1]),
+            "centre": t(snap.centre), "inv_scale": t(snap.inv_scale), "normalise": snap.normalise,
+            "n_seen": int(snap.n_seen)}
+
+
+def _snap_from(d: dict) -> FrozenScorer:
+    from models.network import NumpyScorer
+
+    a = lambda v: None if v is None else v.numpy().astype(np.float64)  # noqa: E731
+    sc = NumpyScorer.__new__(NumpyScorer)
+    sc.w1, sc.b1, sc.w2, sc.b2 = a(d["w1"]), a(d["b1"]), a(d["w2"]), float(a(d["b2"])[0])
+    sc.act = "relu" if d["relu"] else "tanh"
+    sc.bn = None if d["bn_scale"] is None else (a(d["bn_scale"]), a(d["bn_shift"]))
+    return FrozenScorer(sc, a(d["centre"]), a(d["inv_scale"]), normalise=bool(d["normalise"]), n_seen=int(d["n_seen"]))

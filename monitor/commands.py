@@ -99,7 +99,7 @@ def _run_replay(*, file, stream, n, column, time_column, label_column, threshold
     mon = KeyedMonitor(config, threshold=threshold, seed=seed, late_from=late_from, learn=learn,
                        model=key_model, max_keys=max_keys, alert_after=alert_after, alert_clear=alert_clear,
                        trace=bool(plot))
-    if learn and not state:  # scores lag training by a fixed schedule; a live feed trains on a thread
+    if learn:  # scores lag training by a fixed schedule; a live feed trains on a thread
         mon.train_behind(threaded=choice.live)
     source = choice.source
     if stream is None and not state and _progress_wanted(file, choice.live, quiet):

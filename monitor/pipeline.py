@@ -218,8 +218,10 @@ class Monitor:
     def state_dict(self) -> dict:
         """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
         self._catch_up()
+        lagged = getattr(self.learner, "lag_state", None)
         return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
                 "learner": None if self.learner is None else self.learner.state_dict(),
+                "lagged": None if lagged is None else lagged(),  # models still to score (train_behind)
                 "metrics": self.metrics.state_dict(), "metrics_late": self.metrics_late.state_dict(),
                 "recent_losses": list(self.recent_losses), "n_scored": self.n_scored,
                 "n_nan_scores": self.n_nan_scores}
@@ -235,6 +237,8 @@ class Monitor:
             learner.load_state_dict(state["learner"])
             self.learner = learner
             self._wrap()
+            if state.get("lagged") is not None and hasattr(self.learner, "load_lag_state"):
+                self.learner.load_lag_state(state["lagged"])
         if model_only:
             return
         self.metrics.load_state_dict(state["metrics"])
