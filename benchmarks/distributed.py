@@ -4,6 +4,7 @@ Run from the project root (needs `pip install '.[dist]'` and redis-server on PAT
 
     python benchmarks/distributed.py [--patients 200] [--minutes 60] [--runs 3] [--rate 1000]
                                      [--seconds 10] [--port PORT] [--skip-ray] [--latency-only]
+                                     [--key-model shared] [--running-ray]
 
 Without --port it starts its own redis-server on a free loopback port (no persistence) and stops
 it at the end. The input is a simulated ward (streams.ward.Ward, a reading every 5 s per patient),
@@ -14,6 +15,9 @@ each command is timed as a whole process, its start-up included, records written
     single process   monitor replay --stream ward --patients P --n M --out /dev/null -q
     1 consumer       monitor replay redis://.../ward1 --until-idle --out /dev/null -q
     2 ray shards     monitor serve redis://.../ward2 --until-idle --out /dev/null -q   (a local Ray)
+    2 shards, running Ray   the same with --address: a local Ray started once before the timings
+                     (--running-ray; a Ray cluster is long-lived, so its start-up is not paid per serve;
+                     its token is made up for the run and given in RAY_AUTH_TOKEN)
 
 (the consumer group, outputs and checkpoints are deleted before each run, so each run reads the
 whole stream). Printed: the median wall time of each, readings/s, and the ratio of each to the
@@ -66,9 +70,25 @@ def start_redis() -> tuple[subprocess.Popen, int, str]:
     return proc, port, tmp
 
 
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
+
+
 def monitor(*args: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
+    env = ENV
     return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=stdout, stderr=subprocess.PIPE, env=env)
+
+
+def hold_ray(env: dict) -> tuple[subprocess.Popen, str]:
+    """A process holding a local Ray (2 CPUs) until terminated; (the process, its GCS address)."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from monitor.distributed.engines import start_ray; "
+            "ray = start_ray(None, 2); print(ray.get_runtime_context().gcs_address, flush=True); "
+            "time.sleep(10 ** 6)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ROOT)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    address = proc.stdout.readline().strip()
+    if not address:
+        raise SystemExit("could not start a local Ray")
+    return proc, address
 
 
 def reset(client, streams: list[str]) -> None:
@@ -158,9 +178,15 @@ def main() -> None:
     ap.add_argument("--port", type=int)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--key-model", default="shared", help="--key-model of every command [default: shared]")
+    ap.add_argument("--running-ray", action="store_true", help="also: 2 shards on a Ray started once before")
     args = ap.parse_args()
 
-    proc = tmp = None
+    proc = tmp = holder = None
+    if args.running_ray:
+        import secrets
+        ENV.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))  # this run's cluster only
+        holder, address = hold_ray(ENV)
     if args.port is None:
         proc, port, tmp = start_redis()
     else:
@@ -177,11 +203,15 @@ def main() -> None:
         for url, shards in ((f"{base}-1", "1"), (f"{base}-2", "2")):
             t = timed(["publish", *ward, url, "--shards", shards, "-q"])
         print(f"ward: {args.patients} patients x {args.minutes} min = {n:,} readings; publish (2 shards, packed, "
-              f"whole process) {t:.2f} s")
-        cmds = {"single process": ["replay", *ward, "--out", os.devnull, "-q"],
-                "1 consumer": ["replay", f"{base}-1", "--until-idle", "--out", os.devnull, "-q"]}
+              f"whole process) {t:.2f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        km = ["--key-model", args.key_model]
+        cmds = {"single process": ["replay", *ward, *km, "--out", os.devnull, "-q"],
+                "1 consumer": ["replay", f"{base}-1", *km, "--until-idle", "--out", os.devnull, "-q"]}
         if not args.skip_ray:
-            cmds["2 ray shards"] = ["serve", f"{base}-2", "--until-idle", "--out", os.devnull, "-q"]
+            cmds["2 ray shards"] = ["serve", f"{base}-2", *km, "--until-idle", "--out", os.devnull, "-q"]
+        if args.running_ray:
+            cmds["2 shards, running Ray"] = ["serve", f"{base}-2", *km, "--address", address, "--until-idle",
+                                             "--out", os.devnull, "-q"]
         walls: dict[str, list[float]] = {k: [] for k in cmds}
         for _ in range(args.runs):
             for name, cmd in cmds.items():
@@ -190,19 +220,24 @@ def main() -> None:
         single = walls["single process"]
         for name, w in walls.items() if args.runs else ():
             ratio = statistics.median(s / x for s, x in zip(single, w))
-            print(f"{name:<16} {n / statistics.median(w):>9,.0f} readings/s  (median wall {statistics.median(w):.2f} s "
+            print(f"{name:<22} {n / statistics.median(w):>9,.0f} readings/s  (median wall {statistics.median(w):.2f} s "
                   f"of {len(w)}; {ratio:.2f}x the single process)")
-        if "2 ray shards" in walls and args.runs:
-            r = statistics.median(c / x for c, x in zip(walls["1 consumer"], walls["2 ray shards"]))
-            print(f"2 ray shards / 1 consumer: {r:.2f}x")
+        for name in ("2 ray shards", "2 shards, running Ray"):
+            if name in walls and args.runs:
+                r = statistics.median(c / x for c, x in zip(walls["1 consumer"], walls[name]))
+                print(f"{name} / 1 consumer: {r:.2f}x")
         lat = sorted(latency(f"{base}-lat", client, f"{tag}-lat", args.rate, args.seconds))
         if lat:
             q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
             print(f"latency at {args.rate:,.0f} readings/s (publish -> record on the consumer's stdout, "
                   f"{len(lat):,} readings): p50 {q(0.5):.1f} ms  p99 {q(0.99):.1f} ms  max {lat[-1] * 1000:.1f} ms")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         for name in client.scan_iter(f"{tag}*"):
             client.delete(name)
     finally:
+        if holder is not None:
+            holder.terminate()  # its Ray shuts down with it
+            holder.wait()
         if proc is not None:
             proc.terminate()
             proc.wait()

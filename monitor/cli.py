@@ -12,7 +12,7 @@ from monitor import __version__
 from monitor.cli_dashboard import dashboard as dashboard_command
 from monitor.cli_dist import publish, replay_redis, serve
 from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
-                             model_options, open_dashboard, span)
+                             model_options, open_dashboard, redis_wait_options, span)
 
 __all__ = ["main", "MonitorError"]
 
@@ -90,12 +90,13 @@ def main() -> None:
               help="--no-learn: score with the model as it is (with --state, the saved one), learn nothing.")
 @click.option("--until-idle", is_flag=True,
               help="redis:// input: stop once the stream is drained (else wait for more readings).")
+@redis_wait_options
 @dashboard_option
 def replay(file, stream, n, column, time_column, label_column, format_in, threshold, seed, hidden, lr, batch_size,
            normalise, batchnorm, loss, key_column, key_model, max_keys, patients, alert_after, alert_clear,
            alerts_path, alerts_only, fmt, out, summary_json, speed, max_gap, plot, quiet, rejects_path, strict,
-           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, dashboard,
-           dashboard_hold) -> None:
+           min_bpm, max_bpm, no_range_check, max_line, state, checkpoint_every, learn, until_idle, wait, retry_for,
+           dashboard, dashboard_hold) -> None:
     """Replay FILE (CSV, Fitbit JSON, Apple Health XML, WFDB, FHIR, TCX, FIT, gzipped or not; - for standard input).
 
     One record per reading. A progress bar shows on stderr when a file is replayed and stderr is a
@@ -117,20 +118,17 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
-    if file is not None and file.startswith("redis://") and dashboard:
-        from monitor.cli_dashboard import replay_redis_with_dashboard
-        replay_redis_with_dashboard(file, dashboard, dashboard_hold, config=learner_config(
-                         hidden, lr, batch_size, normalise, batchnorm, loss),
-                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                     alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
-                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
-                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet)
     if file is not None and file.startswith("redis://"):
-        replay_redis(file, config=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
-                     threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                     alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
-                     out=out, alerts_path=alerts_path, summary_json=summary_json, state=state,
-                     checkpoint_every=checkpoint_every, until_idle=until_idle, quiet=quiet, alerts_only=alerts_only)
+        from monitor.distributed.config import EngineSpec, OutputSpec, ServeConfig
+        config = ServeConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
+                             threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
+                             alert_after=span(alert_after, "--alert-after"),
+                             alert_clear=span(alert_clear, "--alert-clear"), checkpoint_every=checkpoint_every)
+        spec = OutputSpec(out=out, alerts=alerts_path, alerts_only=alerts_only, summary_json=summary_json, quiet=quiet)
+        replay_redis(file, config, EngineSpec(engine="local", wait=wait, retry_for=retry_for, until_idle=until_idle),
+                     spec, state=state, dashboard=dashboard, hold=dashboard_hold)
+    if wait:
+        raise click.UsageError("--wait is for a redis:// input")
     if file is None and stream is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a FILE, - for standard input, or --stream sample|circles|synthetic")

@@ -13,14 +13,14 @@ import click
 
 from monitor.options import CONTEXT, MonitorError, open_dashboard
 
-__all__ = ["dashboard", "run_with_redis_dashboard", "replay_redis_with_dashboard"]
+__all__ = ["dashboard", "run_with_redis_dashboard"]
 
 
 def _redis_feed(dash, url: str, shards: int | None):
     """Connect a RedisFeed for url (its own client) to the dashboard and start it; shards None:
     the shards whose records streams exist."""
     from monitor.dashboard.redis_feed import RedisFeed, find_shards
-    from monitor.redis_io import connect_or_fail
+    from monitor.distributed.connection import connect_or_fail
     from streams.redis_stream import shard_streams
 
     target, client = connect_or_fail(url, MonitorError)
@@ -53,21 +53,6 @@ def run_with_redis_dashboard(spec: str, url: str, *, shards: int, quiet: bool, h
         if feed is not None:
             feed.stop()
         dash.__exit__(None, None, None)
-
-
-def replay_redis_with_dashboard(url: str, spec: str, hold: bool, **kwargs) -> None:
-    """`monitor replay redis://... --dashboard`: the replay, its output streams on the page."""
-    from monitor.commands import _configure_torch
-    from monitor.ray_shards import ServeFailed, run_redis_replay
-    from monitor.redis_io import RedisLost
-
-    _configure_torch()
-    try:
-        code = run_with_redis_dashboard(spec, url, shards=1, quiet=kwargs["quiet"], hold=hold,
-                                        run=lambda: run_redis_replay(url=url, error=MonitorError, **kwargs))
-    except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1, as without --dashboard
-        raise click.ClickException(str(e))
-    sys.exit(code)
 
 
 @click.command(context_settings=CONTEXT)

@@ -1,7 +1,7 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
 Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
-in monitor.redis_io and monitor.ray_shards.
+in monitor.distributed (streams.redis_stream for publish).
 """
 
 from __future__ import annotations
@@ -11,27 +11,42 @@ import sys
 import click
 
 from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
-                             span)
+                             redis_wait_options, span)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
 
-def replay_redis(url: str, **kwargs) -> None:
-    """`monitor replay redis://...`: one consumer on one stream (monitor.ray_shards.run_redis_replay)."""
+def replay_redis(url: str, config, engine, spec, *, state: str | None, dashboard: str | None, hold: bool) -> None:
+    """`monitor replay redis://...`: one consumer on one stream, in this process (monitor.distributed.run),
+    its checkpoint in the file ``state`` (or in memory); with a dashboard of its output streams."""
     from monitor.commands import _configure_torch, _lock_state
-    from monitor.ray_shards import ServeFailed, run_redis_replay
-    from monitor.redis_io import RedisLost
 
-    lock = _lock_state(kwargs["state"], MonitorError) if kwargs.get("state") else None  # one run per --state
+    lock = _lock_state(state, MonitorError) if state else None  # one run per --state
     try:
         _configure_torch()
-        code = run_redis_replay(url=url, error=MonitorError, **kwargs)
-    except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
-        raise click.ClickException(str(e))
+        code = _run(url, config, engine, spec, state=state, single=True, dashboard=dashboard, hold=hold, shards=1)
     finally:
         if lock is not None:
             lock.release()
     sys.exit(code)
+
+
+def _run(url: str, config, engine, spec, *, state, single: bool, dashboard, hold: bool, shards) -> int:
+    """run_serve, with a dashboard around it if asked; a lost Redis or a Ray failure is one line, exit 1."""
+    from monitor.distributed.connection import RedisLost
+    from monitor.distributed.engines import ServeFailed
+    from monitor.distributed.run import run_serve
+
+    def run() -> int:
+        try:
+            return run_serve(url, config, engine, spec, error=MonitorError, single=single, state=state)
+        except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
+            raise click.ClickException(str(e))
+
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
+        from monitor.cli_dashboard import run_with_redis_dashboard
+        return run_with_redis_dashboard(dashboard, url, shards=shards, quiet=spec.quiet, hold=hold, run=run)
+    return run()
 
 
 @click.command(context_settings=CONTEXT)
@@ -112,7 +127,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
 @click.option("--shards", type=click.IntRange(1),
               help="Input streams STREAM:0..N-1 (STREAM for 1) [default: as published, stored in STREAM:layout; "
                    "else 1]; another number than the published one is refused.")
-@click.option("--wait", is_flag=True, help="Wait for the stream to be published (else: an error if it does not exist).")
+@redis_wait_options
 @click.option("--address", help="Ray cluster to join (ray://... or HOST:PORT); default: start a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True,
               help="CPUs of a local Ray (without --address).")
@@ -129,8 +144,6 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
               help="Write records to this JSON Lines file as they come (default: stdout), each shard in order.")
 @click.option("--records-stream/--no-records-stream", default=True, show_default=True,
               help="Write records back to Redis (STREAM:i:records, in blocks); alerts are always written.")
-@click.option("--retry-for", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Seconds to keep reconnecting to a lost Redis before giving up (exit 1).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, writable=True),
               help="Write the summary (totals and one entry per shard) as JSON.")
 @click.option("--until-idle", is_flag=True, help="Stop once every input stream is drained.")
@@ -159,24 +172,14 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
       monitor serve redis://127.0.0.1:6379/ward --until-idle --alerts-only
       monitor serve redis://10.0.0.5:6379/ward --shards 8 --address 10.0.0.5:6379
     """
-    from monitor.ray_shards import ServeFailed, run_serve
-    from monitor.redis_io import RedisLost
+    from monitor.distributed.config import EngineSpec, OutputSpec, ServeConfig
 
-    config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
-
-    def run() -> int:
-        try:
-            return run_serve(url=url, engine=engine, shards=shards, address=address, num_cpus=num_cpus, config=config,
-                         threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                         alert_after=span(alert_after, "--alert-after"),
-                         alert_clear=span(alert_clear, "--alert-clear"), alerts_path=alerts_path, out=out,
-                         summary_json=summary_json, until_idle=until_idle, checkpoint_every=checkpoint_every,
-                         maxlen=maxlen, quiet=quiet, error=MonitorError, alerts_only=alerts_only, wait=wait,
-                         records_stream=records_stream, retry_for=retry_for)
-        except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
-            raise click.ClickException(str(e))
-
-    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
-        from monitor.cli_dashboard import run_with_redis_dashboard
-        sys.exit(run_with_redis_dashboard(dashboard, url, shards=shards, quiet=quiet, hold=dashboard_hold, run=run))
-    sys.exit(run())
+    config = ServeConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss), threshold=threshold,
+                         seed=seed, key_model=key_model, max_keys=max_keys,
+                         alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
+                         checkpoint_every=checkpoint_every, maxlen=maxlen, records_stream=records_stream)
+    engine_spec = EngineSpec(engine=engine, shards=shards, address=address, num_cpus=num_cpus, wait=wait,
+                             retry_for=retry_for, until_idle=until_idle)
+    spec = OutputSpec(out=out, alerts=alerts_path, alerts_only=alerts_only, summary_json=summary_json, quiet=quiet)
+    sys.exit(_run(url, config, engine_spec, spec, state=None, single=False, dashboard=dashboard, hold=dashboard_hold,
+                  shards=shards))

@@ -14,7 +14,7 @@ import sys
 import click
 
 __all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "dashboard_option",
-           "open_dashboard", "span", "learner_config"]
+           "open_dashboard", "span", "learner_config", "redis_wait_options"]
 
 FORMATS_IN = ("csv", "fitbit", "apple-health", "wfdb", "fhir", "tcx", "fit")  # streams.formats.FORMATS, not imported
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -128,3 +128,13 @@ def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, bat
     from models.learner import LearnerConfig
     return LearnerConfig(hidden=hidden, lr=lr, batch_size=batch_size, normalise=normalise,
                          batchnorm=batchnorm, loss=loss)
+
+
+def redis_wait_options(f: Callable) -> Callable:
+    """Add --wait and --retry-for (a redis:// input that is not there yet, or lost) to a command."""
+    f = click.option("--retry-for", type=click.FloatRange(min=0), default=30.0, show_default=True,
+                     help="redis:// input: seconds to keep reconnecting to a lost Redis before giving up "
+                          "(exit 1).")(f)
+    return click.option("--wait", is_flag=True,
+                        help="redis:// input: wait for the stream to be published (else: an error if it "
+                             "does not exist).")(f)

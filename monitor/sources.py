@@ -59,8 +59,9 @@ def open_source(path: str | None, *, stream: str | None = None, n: int | None = 
     if path == "-":
         if format_in == "fhir":
             from streams.fhir import FhirObservations
+            limit = {} if max_line is None else {"max_record": max_line}
             return SourceChoice(FhirObservations(stream=sys.stdin.buffer, valid_range=valid_range,
-                                                 on_note=on_note), True, "-")
+                                                 on_note=on_note, **limit), True, "-")
         if format_in not in (None, "csv"):
             from streams import SourceError
             raise SourceError(f"standard input is read as CSV lines (or FHIR NDJSON with --format-in fhir); "

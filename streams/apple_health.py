@@ -1,10 +1,11 @@
 """Apple Health ``export.xml``: the ``HKQuantityTypeIdentifierHeartRate`` records, streamed.
 
 An export holds every kind of record (steps, energy, sleep...) and is often gigabytes. It is read
-with ``xml.etree.ElementTree.iterparse``: each element is looked at when it ends and then removed
-from the tree (records at any depth, inside a wrapper element too), so memory holds one element
-and one block of readings, never the document. More than ``max_record`` bytes (1 MB) without an
-element ending is a SourceError: the parser would have to hold them. A heart-rate record looks like::
+with `streams.xmlrecords.iter_records` (as TCX is): each element is looked at when it ends and then
+removed from the tree (records at any depth, inside a wrapper element too), so memory holds one
+element and one block of readings, never the document. More than ``max_record`` bytes (1 MB,
+``--max-line-bytes``) without an element ending is a one-line SourceError: the parser would have
+to hold them. A heart-rate record looks like::
 
     <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Apple Watch" unit="count/min"
             startDate="2024-04-01 08:00:05 +0100" endDate="2024-04-01 08:00:05 +0100" value="62"/>
@@ -37,6 +38,8 @@ from streams.batch import Batch, Reject, SourceError
 from streams.compression import open_bytes
 from streams.fields import in_range, to_float, why_range
 from streams.lines import MAX_LINE
+from streams.records import no_readings
+from streams.xmlrecords import RecordTooLong, cut_off, iter_records, too_long_message
 
 __all__ = ["AppleHealthXml", "HEART_RATE", "apple_seconds"]
 
@@ -89,60 +92,41 @@ class AppleHealthXml:
         return f"AppleHealthXml({os.fspath(self.path)!r})"
 
     def __iter__(self) -> Iterator[Batch]:
-        from xml.etree.ElementTree import ParseError, iterparse
+        from xml.etree.ElementTree import ParseError
 
         name = os.fspath(self.path)
         values: list = []
         starts: list = []
         units: list = []
         n_hr = 0  # heart-rate records so far
-        stack: list = []  # the open elements, root first
-        in_record = 0  # open Record elements (their children wait for them)
         root = None
-        f = _Guard(open_bytes(self.path), self.max_record)
         try:
-            with f:
-                for event, elem in iterparse(f, events=("start", "end")):
-                    f.mark()  # an element started or ended: the bytes of the next one count from here
-                    if event == "start":
-                        if root is None:
-                            root = elem
-                        stack.append(elem)
-                        in_record += elem.tag == "Record"
+            with open_bytes(self.path) as f:
+                for kind, elem in iter_records(f, "Record", max_record=self.max_record):
+                    if kind == "root":
+                        root = elem
                         continue
-                    stack.pop()
-                    if elem.tag == "Record":
-                        in_record -= 1
-                    elif in_record:  # metadata inside a record: goes with its record
+                    if elem.get("type") != HEART_RATE:
                         continue
-                    if elem.tag == "Record" and elem.get("type") == HEART_RATE:
-                        if n_hr + len(values) == 0 and self.on_note is not None:
-                            self.on_note(f"reading {HEART_RATE} records: value ({_UNIT}), "
-                                         "time startDate (Apple Health XML)")
-                        values.append(elem.get("value"))
-                        starts.append(elem.get("startDate"))
-                        units.append(elem.get("unit"))
-                        if len(values) == self.block:
-                            yield self._batch(values, starts, units, n_hr + 1)
-                            n_hr += len(values)
-                            values, starts, units = [], [], []
-                    if stack:  # drop the finished element (and its children), at any depth
-                        stack[-1].remove(elem)
-        except _TooLong:
-            raise SourceError(f"{name}: more than {self.max_record:,} bytes without an element ending, after "
-                              f"heart-rate record {n_hr + len(values)}: a record that long is not read "
-                              "(not an Apple Health export?)") from None
+                    if n_hr + len(values) == 0 and self.on_note is not None:
+                        self.on_note(f"reading {HEART_RATE} records: value ({_UNIT}), "
+                                     "time startDate (Apple Health XML)")
+                    values.append(elem.get("value"))
+                    starts.append(elem.get("startDate"))
+                    units.append(elem.get("unit"))
+                    if len(values) == self.block:
+                        yield self._batch(values, starts, units, n_hr + 1)
+                        n_hr += len(values)
+                        values, starts, units = [], [], []
+        except RecordTooLong:
+            raise SourceError(too_long_message(name, self.max_record, f"heart-rate record {n_hr + len(values)}")
+                              + " (not an Apple Health export?)") from None
         except ParseError as e:
             if n_hr + len(values) == 0:
                 raise SourceError(f"{name}: not well-formed XML ({e}); expected an Apple Health export.xml") from None
             # an export cut off mid-file: keep what was read, and count the break as a rejected record
-            cut = Reject(n_hr + len(values) + 1, "", f"not well-formed XML after this point ({e}): file cut off?")
-            batch = self._batch(values, starts, units, n_hr + 1) if values else None
-            if batch is None:
-                yield Batch(time=np.empty(0), x=np.empty((0, 1)), y=np.empty(0), line=np.empty(0, np.int64),
-                            rejected=(cut,))
-            else:
-                yield replace(batch, rejected=tuple(batch.rejected) + (cut,))
+            batch = self._batch(values, starts, units, n_hr + 1) if values else no_readings()
+            yield replace(batch, rejected=tuple(batch.rejected) + (cut_off(n_hr + len(values) + 1, e),))
             return
         except (OSError, EOFError) as e:
             raise SourceError(f"{name}: cannot read ({e})") from None
@@ -168,33 +152,6 @@ class AppleHealthXml:
         idx = np.flatnonzero(ok)
         return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(len(idx), np.nan),
                      line=(first + idx).astype(np.int64), rejected=tuple(rejects))
-
-
-class _TooLong(Exception):
-    pass
-
-
-class _Guard:
-    """The file as iterparse reads it, refusing to feed more than ``limit`` bytes between two elements."""
-
-    def __init__(self, f, limit: int) -> None:
-        self.f, self.limit, self.fed = f, limit, 0
-
-    def read(self, n: int = -1) -> bytes:
-        if self.fed > self.limit:
-            raise _TooLong
-        data = self.f.read(n)
-        self.fed += len(data)
-        return data
-
-    def mark(self) -> None:
-        self.fed = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.f.close()
 
 
 def _why(value, start, unit, t, valid_range=None) -> str:

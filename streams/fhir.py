@@ -51,13 +51,13 @@ from streams.batch import Batch, Reject, SourceError
 from streams.compression import iter_blocks
 from streams.fields import iso_seconds
 from streams.live import read_chunks
-from streams.records import no_readings, to_batch
+from streams.lines import MAX_LINE, too_long
+from streams.records import RAW_MAX, no_readings, to_batch
 
 __all__ = ["FhirObservations", "HEART_RATE_LOINC", "looks_like_fhir"]
 
 HEART_RATE_LOINC = "8867-4"
 _UNITS = {"/min", "{beats}/min", "{beat}/min", "beats/min", "beat/min", "bpm", "1/min", "beats/minute"}
-_MAX_RESOURCE = 1 << 24  # characters one resource may take before a Bundle that does not parse is broken
 
 
 def looks_like_fhir(head: bytes) -> bool:
@@ -86,6 +86,10 @@ class FhirObservations:
         Resources per Batch when reading a file.
     on_note
         Called once with a one-line note saying what is read.
+    max_record
+        Bytes one resource may take (``--max-line-bytes``): a longer NDJSON line is dropped as it
+        arrives and counted as a Reject; a longer Bundle entry is a one-line SourceError (an entry
+        cannot be skipped without being parsed).
 
     Attributes
     ----------
@@ -97,12 +101,13 @@ class FhirObservations:
 
     def __init__(self, path: str | os.PathLike | None = None, *, stream: BinaryIO | int | None = None,
                  valid_range: tuple[float, float] | None = None, block: int = 8192,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, max_record: int = MAX_LINE) -> None:
         self.path = path
         self.stream = stream
         self.valid_range = valid_range
         self.block = block
         self.on_note = on_note
+        self.max_record = max_record  # bytes: a longer NDJSON line is a counted reject, a longer Bundle entry an error
         self.found_: str | None = None
 
     @property
@@ -201,18 +206,33 @@ class FhirObservations:
         self._note("NDJSON")
         line = 1  # number of the next line
         pending = b""
+        skip: list | None = None  # [first bytes, size] of a line over max_record, dropped as it arrives
         for chunk in chunks:
+            if skip is not None:
+                end = chunk.find(b"\n")
+                skip[1] += len(chunk) if end < 0 else end
+                if end < 0:
+                    continue
+                yield self._too_long(line, *skip)
+                line, skip, chunk = line + 1, None, chunk[end + 1:]
             pending += chunk
             cut = pending.rfind(b"\n")
-            if cut < 0:
-                continue
-            block, pending = pending[:cut], pending[cut + 1:]
-            for part in _line_blocks(block, 1 if live else self.block):
-                batch, line = self._lines(part, line)
-                yield batch
-        if pending.strip():
+            if cut >= 0:
+                block, pending = pending[:cut], pending[cut + 1:]
+                for part in _line_blocks(block, 1 if live else self.block):
+                    batch, line = self._lines(part, line)
+                    yield batch
+            if len(pending) > self.max_record:  # the line being read is already too long: drop it
+                skip, pending = [pending[:RAW_MAX], len(pending)], b""
+        if skip is not None:
+            yield self._too_long(line, *skip, ended=False)
+        elif pending.strip():
             batch, line = self._lines(pending, line)
             yield batch
+
+    def _too_long(self, line: int, head: bytes, size: int, ended: bool = True) -> Batch:
+        why = too_long(size, self.max_record) + ("" if ended else ", not ended (file cut off?)")
+        return no_readings([Reject(line, head.decode("utf-8", "replace"), why)], keyed=True)
 
     def _lines(self, block: bytes, first: int) -> tuple[Batch, int]:
         lines = block.split(b"\n")
@@ -220,6 +240,10 @@ class FhirObservations:
         for i, ln in enumerate(lines):
             text = ln.strip()
             if not text:
+                continue
+            if len(ln) > self.max_record:
+                rejects.append(Reject(first + i, text[:RAW_MAX].decode("utf-8", "replace"),
+                                      too_long(len(ln), self.max_record)))
                 continue
             try:
                 r = json.loads(text)
@@ -238,7 +262,7 @@ class FhirObservations:
     # -- Bundle -------------------------------------------------------------------------------
     def _bundle(self, chunks: Iterable[bytes], name: str) -> Iterator[Batch]:
         self._note("Bundle")
-        text = _Text(chunks)
+        text = _Text(chunks, self.max_record)
         dec = json.JSONDecoder()
         text.skip_ws()
         if not text.take("{"):
@@ -280,6 +304,9 @@ class FhirObservations:
                     return
                 except _Broken as e:
                     raise SourceError(f"{name}: not valid JSON at entry {entry_no + 1}: {e}") from None
+                except _TooLong as e:
+                    raise SourceError(f"{name}: entry {entry_no + 1} of the Bundle is {e} and is not read "
+                                      "(raise --max-line-bytes if the file is right)") from None
                 entry_no += 1
                 resources.append(entry.get("resource") if isinstance(entry, dict) else entry)
                 numbers.append(entry_no)
@@ -301,10 +328,15 @@ class _Broken(Exception):
     pass
 
 
+class _TooLong(Exception):
+    pass
+
+
 class _Text:
     """Decoded text of byte chunks, consumed from the front, refilled on demand."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], limit: int) -> None:
+        self.limit = limit  # characters one value may take before it is refused
         self._chunks = iter(chunks)
         self._dec = codecs.getincrementaldecoder("utf-8-sig")("replace")
         self.buf = ""
@@ -353,8 +385,8 @@ class _Text:
             except (ValueError, RecursionError) as e:
                 if self.eof:
                     raise _Truncated() if _incomplete(e, self.buf) else _Broken(str(e)) from None
-                if len(self.buf) - self.pos > _MAX_RESOURCE:
-                    raise _Broken(f"{e} (or one resource over {_MAX_RESOURCE} characters)") from None
+                if len(self.buf) - self.pos > self.limit:
+                    raise _TooLong(f"longer than {self.limit:,} characters") from None
             self._more()
 
     def value(self, dec: json.JSONDecoder, name: str, what: str):
@@ -362,9 +394,14 @@ class _Text:
             return self._decode(dec)[0]
         except (_Truncated, _Broken) as e:
             raise SourceError(f"{name}: not valid JSON in {what} of the Bundle {e}".rstrip()) from None
+        except _TooLong as e:
+            raise SourceError(f"{name}: {what} of the Bundle is {e} and is not read "
+                              "(raise --max-line-bytes if the file is right)") from None
 
     def entry(self, dec: json.JSONDecoder):
         obj, start, end = self._decode(dec)
+        if end - start > self.limit:  # whole in the buffer already, but over the limit all the same
+            raise _TooLong(f"longer than {self.limit:,} characters")
         return obj, self.buf[start:min(end, start + 200)]
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import open_bytes
-from streams.records import no_readings, to_batch
+from streams.records import RecordFile, no_readings, to_batch
 
 __all__ = ["FitRecords", "looks_like_fit", "FIT_EPOCH"]
 
@@ -39,34 +39,13 @@ def looks_like_fit(head: bytes) -> bool:
     return len(head) >= 12 and head[0] in (12, 14) and head[8:12] == b".FIT"
 
 
-class FitRecords:
+class FitRecords(RecordFile):
     """Heart-rate readings from a Garmin FIT file. See the module docstring.
 
-    Parameters
-    ----------
-    path
-        The .fit file (may be gzip-compressed).
-    valid_range
-        ``(low, high)``: readings outside it are rejected; None accepts any finite value.
-    block
-        Record messages per Batch.
-    on_note
-        Called once with a one-line note saying what is read.
+    Parameters: see `streams.records.RecordFile`.
     """
 
-    live = False
     record_unit = "record"  # Reject.line and Batch.line count FIT record messages
-
-    def __init__(self, path: str | os.PathLike, *, valid_range: tuple[float, float] | None = None,
-                 block: int = 65536, on_note: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self.valid_range = valid_range
-        self.block = block
-        self.on_note = on_note
-        self.found_: str | None = None
-
-    def __repr__(self) -> str:
-        return f"FitRecords({os.fspath(self.path)!r})"
 
     def __iter__(self) -> Iterator[Batch]:
         try:

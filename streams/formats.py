@@ -82,8 +82,8 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
     ``column``, ``time_column`` and ``label_column`` choose CSV columns (``column`` also names a
     WFDB signal); the other formats have fixed fields, so giving one for them is a SourceError.
     ``csv_options`` (key_column, valid_range, max_line, max_lines, resume) go to CsvReplay;
-    ``valid_range`` applies to every format, ``max_line`` (as the longest record) to Fitbit and
-    Apple Health too; resuming (``resume``/``max_lines``, used by --state) is only offered for
+    ``valid_range`` applies to every format, ``max_line`` (as the longest record) to Fitbit, Apple
+    Health, TCX and FHIR too; resuming (``resume``/``max_lines``, used by --state) is only offered for
     CSV, whose byte offsets a checkpoint can hold.
     """
     if format_in is not None and format_in not in FORMATS:
@@ -111,10 +111,10 @@ def open_file(path: str | os.PathLike, *, format_in: str | None = None, column: 
         return WfdbRecord(path, column=column, valid_range=valid_range, on_note=on_note)
     if fmt == "fhir":
         from streams.fhir import FhirObservations
-        return FhirObservations(path, valid_range=valid_range, on_note=on_note)
+        return FhirObservations(path, on_note=on_note, **checks)
     if fmt == "tcx":
         from streams.tcx import TcxTrackpoints
-        return TcxTrackpoints(path, valid_range=valid_range, on_note=on_note)
+        return TcxTrackpoints(path, on_note=on_note, **checks)
     if fmt == "fit":
         from streams.fit import FitRecords
         return FitRecords(path, valid_range=valid_range, on_note=on_note)

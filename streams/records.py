@@ -17,14 +17,16 @@ a finite number, the time must be a time, and with ``valid_range`` the value mus
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from streams.batch import Batch, Reject
 from streams.fields import shown
+from streams.lines import MAX_LINE
 
-__all__ = ["to_batch", "no_readings", "RAW_MAX"]
+__all__ = ["RecordFile", "to_batch", "no_readings", "RAW_MAX"]
 
 RAW_MAX = 200  # characters of a rejected record kept in its Reject
 
@@ -80,3 +82,43 @@ def _why(problem: str | None, x: float, t: float, valid_range) -> str:
         return "not a time"
     lo, hi = valid_range
     return f"out of range {lo:g}..{hi:g}: {shown(f'{x:g}')}"
+
+
+class RecordFile:
+    """What every reader of one export file (TCX, FIT) is given and keeps; subclasses add ``__iter__``.
+
+    Parameters
+    ----------
+    path
+        The file (may be gzip-compressed).
+    valid_range
+        ``(low, high)``: readings outside it are rejected; None accepts any finite value.
+    block
+        Records per Batch.
+    on_note
+        Called once with a one-line note saying what is read.
+    max_record
+        Bytes one record may take (``--max-line-bytes``) where the reader has to hold a record
+        before it ends (XML); a format whose records are bounded by their encoding (FIT: at most
+        255 fields of 255 bytes) does not need it.
+
+    Attributes
+    ----------
+    found_ : str
+        After (or during) iteration: what the file holds, e.g. the records without heart rate.
+    """
+
+    live = False
+
+    def __init__(self, path: str | os.PathLike, *, valid_range: tuple[float, float] | None = None,
+                 block: int = 65536, on_note: Callable[[str], None] | None = None,
+                 max_record: int = MAX_LINE) -> None:
+        self.path = path
+        self.valid_range = valid_range
+        self.block = block
+        self.on_note = on_note
+        self.max_record = max_record
+        self.found_: str | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({os.fspath(self.path)!r})"

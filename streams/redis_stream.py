@@ -18,7 +18,7 @@ follow it or refuse a mismatch (`read_layout`).
 
 `RedisReadings` reads one stream through a consumer group (XREADGROUP, ``count`` entries a call,
 blocking ``block_ms``) and hands over `Batch` objects together with their entry ids. It never
-acknowledges: the caller XACKs once what it made of the entries is safe (see monitor.redis_io).
+acknowledges: the caller XACKs once what it made of the entries is safe (see monitor.distributed.consumer).
 On start it first claims the group's pending entries (XAUTOCLAIM: read earlier but never
 acknowledged, by a consumer that died), oldest first, so they are processed again.
 
@@ -138,7 +138,7 @@ def connect(target: RedisTarget):
     from redis.retry import Retry
 
     # no silent retries inside redis-py: a lost connection reaches the caller, which notes it and
-    # resumes from its checkpoint (monitor.ray_shards); a retried XADD could otherwise land twice
+    # resumes from its checkpoint (monitor.distributed.serve); a retried XADD could otherwise land twice
     return redis.Redis(host=target.host, port=target.port, db=target.db,
                        password=os.environ.get(PASSWORD_ENV) or None, decode_responses=False,
                        socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))

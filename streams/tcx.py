@@ -7,8 +7,10 @@ A trackpoint looks like::
 The reading is ``HeartRateBpm/Value``, the time ``Time`` (ISO 8601) in epoch seconds. Trackpoints
 are numbered from 1 in file order; one without ``HeartRateBpm`` is normal (the strap lost contact,
 or a GPS-only point) and is skipped and counted (``found_``); one whose value or time is not
-usable is a Reject with a reason. The file is read with ``iterparse`` and each trackpoint removed
-from the tree once read, so memory holds one trackpoint and one block of readings. A file cut off
+usable is a Reject with a reason. The file is read with `streams.xmlrecords.iter_records`, as
+Apple Health is: each trackpoint (and every other finished element) is removed from the tree once
+read, so memory holds one trackpoint and one block of readings, and more than ``max_record`` bytes
+(``--max-line-bytes``, 1 MB) without an element ending is a one-line SourceError. A file cut off
 mid-way keeps the readings before the cut and counts the cut as a rejected trackpoint.
 
 >>> import pathlib, tempfile
@@ -31,14 +33,15 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from streams.batch import Batch, Reject, SourceError
+from streams.batch import Batch, SourceError
 from streams.compression import open_bytes
 from streams.fields import iso_seconds, shown
-from streams.records import no_readings, to_batch
+from streams.records import RecordFile, no_readings, to_batch
+from streams.xmlrecords import RecordTooLong, cut_off, iter_records, local_name, too_long_message
 
 __all__ = ["TcxTrackpoints", "looks_like_tcx"]
 
@@ -48,70 +51,36 @@ def looks_like_tcx(head: bytes) -> bool:
     return b"<TrainingCenterDatabase" in head or b":TrainingCenterDatabase" in head
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-class TcxTrackpoints:
+class TcxTrackpoints(RecordFile):
     """Heart-rate readings from a Garmin TCX file. See the module docstring.
 
-    Parameters
-    ----------
-    path
-        The .tcx file (may be gzip-compressed).
-    valid_range
-        ``(low, high)``: readings outside it are rejected; None accepts any finite value.
-    block
-        Trackpoints per Batch.
-    on_note
-        Called once with a one-line note saying what is read.
+    Parameters: see `streams.records.RecordFile`.
     """
 
-    live = False
     record_unit = "trackpoint"  # Reject.line and Batch.line count trackpoints
 
-    def __init__(self, path: str | os.PathLike, *, valid_range: tuple[float, float] | None = None,
-                 block: int = 65536, on_note: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self.valid_range = valid_range
-        self.block = block
-        self.on_note = on_note
-        self.found_: str | None = None
-
-    def __repr__(self) -> str:
-        return f"TcxTrackpoints({os.fspath(self.path)!r})"
-
     def __iter__(self) -> Iterator[Batch]:
-        from xml.etree.ElementTree import ParseError, iterparse
+        from xml.etree.ElementTree import ParseError
 
         name = os.fspath(self.path)
         values: list = []
         times: list = []
         numbers: list = []
         n_points = n_without = 0
-        stack: list = []
         root = None
-        f = open_bytes(self.path)
         try:
-            with f:
-                for event, elem in iterparse(f, events=("start", "end")):
-                    if event == "start":
-                        if root is None:
-                            root = elem
-                            if _local(elem.tag) != "TrainingCenterDatabase":
-                                raise SourceError(f"{name}: expected a Garmin TCX file (<TrainingCenterDatabase>), "
-                                                  f"got <{_local(elem.tag)}>")
-                            if self.on_note is not None:
-                                self.on_note("reading Trackpoint HeartRateBpm/Value, time Time (Garmin TCX)")
-                        stack.append(elem)
-                        continue
-                    stack.pop()
-                    if _local(elem.tag) != "Trackpoint":
+            with open_bytes(self.path) as f:
+                for kind, elem in iter_records(f, "Trackpoint", max_record=self.max_record):
+                    if kind == "root":
+                        root = elem
+                        if local_name(elem.tag) != "TrainingCenterDatabase":
+                            raise SourceError(f"{name}: expected a Garmin TCX file (<TrainingCenterDatabase>), "
+                                              f"got <{local_name(elem.tag)}>")
+                        if self.on_note is not None:
+                            self.on_note("reading Trackpoint HeartRateBpm/Value, time Time (Garmin TCX)")
                         continue
                     n_points += 1
                     value, when = _fields(elem)
-                    if stack:
-                        stack[-1].remove(elem)  # the parent keeps no finished trackpoints
                     if value is None:
                         n_without += 1
                         continue
@@ -122,13 +91,14 @@ class TcxTrackpoints:
                         yield self._batch(values, times, numbers)
                         values, times, numbers = [], [], []
                     self.found_ = _found(n_points, n_without)
+        except RecordTooLong:
+            raise SourceError(too_long_message(name, self.max_record, f"trackpoint {n_points}")) from None
         except ParseError as e:
             if n_points == 0:
                 raise SourceError(f"{name}: not well-formed XML ({e}); expected a Garmin TCX file") from None
-            cut = Reject(n_points + 1, "", f"not well-formed XML after this point ({e}): file cut off?")
             batch = self._batch(values, times, numbers) if values else no_readings()
             self.found_ = _found(n_points, n_without)
-            yield replace(batch, rejected=tuple(batch.rejected) + (cut,))
+            yield replace(batch, rejected=tuple(batch.rejected) + (cut_off(n_points + 1, e),))
             return
         except (OSError, EOFError) as e:
             raise SourceError(f"{name}: cannot read ({e})") from None
@@ -154,13 +124,13 @@ def _fields(tp) -> tuple[str | None, str | None]:
     """(HeartRateBpm/Value text or None, Time text or None) of a Trackpoint element."""
     value = when = None
     for child in tp:
-        tag = _local(child.tag)
+        tag = local_name(child.tag)
         if tag == "Time":
             when = (child.text or "").strip()
         elif tag == "HeartRateBpm":
             value = ""
             for v in child:
-                if _local(v.tag) == "Value":
+                if local_name(v.tag) == "Value":
                     value = (v.text or "").strip()
     return value, when
 

@@ -1,7 +1,10 @@
 """PhysioNet WFDB records: a ``.hea`` header and its signal files, read with the ``wfdb`` package.
 
 This is the format of the MIT-BIH databases and of the MIMIC waveform "numerics" records, which
-hold several vital signs in one record (HR, PULSE, RESP, SpO2...), often one sample a minute. The
+hold several vital signs in one record (HR, PULSE, RESP, SpO2...), often one sample a minute.
+A multi-segment record (a header listing segments, fixed or variable layout) reads as one record:
+the signals are named by its layout segment (or first segment), and a segment without the
+signal picked gives missing samples (Rejects); gzip is not read for those. The
 heart-rate signal is picked by name (HR, then "Heart Rate", then PULSE, any case) unless
 ``column`` names another. The time of sample i is the header's base date and time (UTC) plus
 i / fs; without a base date it is the base time of day (or 0) plus i / fs, in seconds.
@@ -43,7 +46,7 @@ import numpy as np
 
 from streams.batch import Batch, Reject, SourceError
 from streams.compression import GZIP_MAGIC, open_bytes
-from streams.records import to_batch
+from streams.records import RecordFile, to_batch
 
 __all__ = ["WfdbRecord", "HR_NAMES", "looks_like_header", "header_path"]
 
@@ -81,7 +84,7 @@ def looks_like_header(head: bytes) -> bool:
         len(s) >= 2 and not _NUMBER.fullmatch(s[0]) and _FMT.match(s[1]) for s in signals)
 
 
-class WfdbRecord:
+class WfdbRecord(RecordFile):
     """Heart-rate samples of a WFDB record. See the module docstring.
 
     Parameters
@@ -103,18 +106,13 @@ class WfdbRecord:
         After iteration: the signals found, the one picked, samples and frequency.
     """
 
-    live = False
     record_unit = "sample"  # Reject.line and Batch.line count samples
 
     def __init__(self, path: str | os.PathLike, *, column: str | None = None,
                  valid_range: tuple[float, float] | None = None, block: int = 1 << 16,
                  on_note: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self.column = column
-        self.valid_range = valid_range
-        self.block = block
-        self.on_note = on_note
-        self.found_: str | None = None
+        super().__init__(path, valid_range=valid_range, block=block, on_note=on_note)  # samples are fixed-size:
+        self.column = column  # max_record is not needed
 
     def __repr__(self) -> str:
         extra = "" if self.column is None else f", column={self.column!r}"
@@ -128,8 +126,7 @@ class WfdbRecord:
                 h = _quiet(wfdb.rdheader, record)
             except Exception as e:  # wfdb raises bare ValueError/FileNotFoundError/... on a bad header
                 raise SourceError(f"{hea}: not a readable WFDB header ({_first_line(e)})") from None
-            names = [str(s) for s in (h.sig_name or [])]
-            units = [str(u) for u in (h.units or [""] * len(names))]
+            names, units = _signals(wfdb, h, record, hea)
             if not names:
                 raise SourceError(f"{hea}: the WFDB record has no signals")
             j = self._pick(names, hea)
@@ -174,6 +171,23 @@ class WfdbRecord:
                 return low.index(want)
         raise SourceError(f"{hea}: no heart-rate signal (HR, Heart Rate, PULSE) among: {', '.join(names)}; "
                           "name one with --column")
+
+
+def _signals(wfdb, h, record: str, hea: str) -> tuple[list[str], list[str]]:
+    """Names and units of a record's signals. A multi-segment record (a header listing segments,
+    as MIMIC waveform records are) names them in its layout segment (variable layout: the first
+    segment, of length 0) or, with a fixed layout, in each segment alike: the first is read."""
+    if hasattr(h, "seg_name"):
+        first = next((s for s in h.seg_name if s != "~"), None)  # "~" is a gap with no signal file
+        if first is None:
+            return [], []
+        try:
+            h = _quiet(wfdb.rdheader, os.path.join(os.path.dirname(record), first))
+        except Exception as e:
+            raise SourceError(f"{hea}: segment {first!r} of the multi-segment record is not readable "
+                              f"({_first_line(e)})") from None
+    names = [str(s) for s in (h.sig_name or [])]
+    return names, [str(u) for u in (h.units or [""] * len(names))]
 
 
 def _wfdb():
@@ -223,6 +237,12 @@ def _plain_record(hea: str) -> Iterator[str]:
     with open(hea, "rb") as f:
         gz_header = f.read(2) == GZIP_MAGIC
     folder = os.path.dirname(os.path.abspath(hea))
+    if _multi_segment(header):  # wfdb reads the segments' own headers and signal files from the folder
+        if gz_header or not hea.endswith(".hea"):
+            raise SourceError(f"{hea}: a compressed multi-segment WFDB record is not read; decompress its "
+                              "header and segments first")
+        yield hea[:-len(".hea")]
+        return
     files = _signal_files(header)
     found = {name: _locate(folder, name) for name in files}
     if not gz_header and hea.endswith(".hea") and all(p == os.path.join(folder, n) for n, p in found.items()):
@@ -243,6 +263,19 @@ def _plain_record(hea: str) -> Iterator[str]:
                 except (OSError, EOFError, gzip.BadGzipFile) as e:
                     raise SourceError(f"{src}: damaged gzip data ({e})") from None
         yield os.path.join(tmp, os.path.basename(record))
+
+
+def _multi_segment(header: bytes) -> bool:
+    """True for the header of a multi-segment record (its record line reads ``name/segments ...``)."""
+    name = _record_name_field(header)
+    return name is not None and b"/" in name
+
+
+def _record_name_field(header: bytes) -> bytes | None:
+    for ln in header.splitlines():
+        if ln.strip() and not ln.lstrip().startswith(b"#"):
+            return ln.split()[0]
+    return None
 
 
 def _record_name(header: bytes) -> str | None:

@@ -16,6 +16,15 @@ torch.set_num_threads(1)  # tiny networks: one thread is fastest, and CI has 2 c
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def has_module(module: str) -> bool:
+    """True when ``module`` can be imported (optional extras: redis, ray)."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def run_monitor(*args: str, input: bytes | None = None, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
     """Run `python -m monitor ARGS` as a user would, capturing bytes."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))

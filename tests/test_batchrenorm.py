@@ -86,7 +86,7 @@ def test_numpy_scorer_matches_torch_for_the_default_network():
 def test_one_default_for_the_monitor():
     from models.river_classifier import OnlineMLPClassifier
     assert NetworkConfig().batchnorm == LearnerConfig().batchnorm == "renorm"
-    assert OnlineMLPClassifier().batchnorm is False  # issue 18 chose no layer for river's small data sets
+    assert OnlineMLPClassifier().batchnorm == "renorm"  # the river estimator runs the same network (issue 18)
     assert isinstance(build_network(LearnerConfig().network)[0], BatchRenorm1d)
 
 

@@ -18,21 +18,13 @@ from streams import SourceError
 from streams.redis_stream import parse_url, shard_of, shard_streams
 
 from conftest import run_monitor
-from tests.conftest import redis_client
+from tests.conftest import has_module, redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 needs_redis = pytest.mark.skipif(not PORT, reason="no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does)")
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-needs_ray = pytest.mark.skipif(not _has("ray"), reason="ray is not installed (pip install '.[dist]')")
+needs_ray = pytest.mark.skipif(not has_module("ray"), reason="ray is not installed (pip install '.[dist]')")
 
 
 # ---------------------------------------------------------------- no server needed
@@ -149,7 +141,7 @@ def test_a_consumer_that_dies_before_acking_loses_and_duplicates_nothing(redis_u
 
 @pytest.fixture(scope="module")
 def local_ray():
-    if not PORT or not _has("ray"):
+    if not PORT or not has_module("ray"):
         pytest.skip("needs Redis (MONITOR_TEST_REDIS_PORT) and ray")
     from monitor.ray_shards import _start_ray
     ray = _start_ray(None, 2)

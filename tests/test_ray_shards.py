@@ -18,26 +18,18 @@ from pathlib import Path
 import pytest
 
 from streams.redis_stream import parse_url, shard_streams
-from tests.conftest import redis_client
+from tests.conftest import has_module, redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-needs_both = pytest.mark.skipif(not PORT or not _has("ray") or not _has("redis"),
+needs_both = pytest.mark.skipif(not PORT or not has_module("ray") or not has_module("redis"),
                                 reason="needs Redis (MONITOR_TEST_REDIS_PORT), redis and ray")
 
 
 def test_ray_errors_become_one_line_without_escape_codes():
-    from monitor.ray_shards import _one_line
+    from monitor.distributed.engines import one_line as _one_line
 
     class Fake(Exception):
         pass
@@ -51,14 +43,32 @@ def test_ray_errors_become_one_line_without_escape_codes():
     assert "\x1b" not in _one_line(Fake("\x1b[1mboom\x1b[0m"))
 
 
+@pytest.mark.skipif(not has_module("ray"), reason="needs ray")
+def test_a_ray_cluster_that_cannot_be_joined_is_one_line(monkeypatch):
+    """ray.init's ConnectionError over an authentication error (a cluster with another token) becomes
+    ServeFailed with the cause's first line, never a traceback."""
+    import ray
+
+    from monitor.distributed.engines import ServeFailed, start_ray
+
+    class AuthenticationError(Exception):
+        pass
+
+    def refuse(**kw):
+        try:
+            raise AuthenticationError("RPC error: InvalidAuthToken: token is missing\nmore text")
+        except AuthenticationError as e:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379") from e
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ServeFailed) as got:
+        start_ray("10.0.0.5:6379", 2)
+    assert str(got.value) == ("cannot join the Ray cluster at 10.0.0.5:6379: AuthenticationError: "
+                              "RPC error: InvalidAuthToken: token is missing")
+
+
 _client = redis_client
-
-
-def _kwargs():
-    from models.learner import LearnerConfig
-    from monitor.alerts import Span
-    return dict(config=LearnerConfig(), seed=0, model="shared", alert_after=Span(seconds=60.0),
-                alert_clear=Span(seconds=120.0))
 
 
 @needs_both
@@ -66,8 +76,11 @@ def test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing(re
     """Shard 0's actor ends (os._exit) inside a call, after writing records it never returns; Ray
     restarts it, it resumes from the checkpoint: every record once in the output streams and in the
     live outputs, the same as a run without the kill, and the summary counts each reading once."""
-    from monitor.ray_shards import _start_ray, serve
-    from monitor.redis_io import LiveOutputs, export
+    from monitor.distributed.config import EngineSpec, Hooks, ServeConfig
+    from monitor.distributed.engines import start_ray
+    from monitor.distributed.live_outputs import LiveOutputs
+    from monitor.distributed.redis_outputs import export
+    from monitor.distributed.serve import serve
     from streams.redis_stream import publish
     from streams.ward import Ward
 
@@ -79,10 +92,10 @@ def test_an_actor_killed_in_the_middle_of_a_call_loses_and_duplicates_nothing(re
         out, alerts = io.StringIO(), io.StringIO()
         fault = {"exit_at_batch": 5, "once_key": f"{parse_url(url).stream}:fault"} if how == "killed" else None
         if how == "killed":
-            _start_ray(None, 2)
-        summary = serve(url=url, engine="ray" if how == "killed" else "local", shards=2, monitor_kwargs=_kwargs(),
-                        options={}, checkpoint_every=500, count=4, step_batches=5, fault=fault,
-                        outputs=LiveOutputs(2, records=out, alerts=alerts))
+            start_ray(None, 2)
+        summary = serve(url=url, config=ServeConfig(checkpoint_every=500, count=4, step_batches=5),
+                        engine=EngineSpec(engine="ray" if how == "killed" else "local", shards=2),
+                        hooks=Hooks(fault=fault), outputs=LiveOutputs(2, records=out, alerts=alerts))
         streams = shard_streams(parse_url(url).stream, 2)
         rec, al = io.StringIO(), io.StringIO()
         export(_client(url), streams, out=rec, alerts=al)

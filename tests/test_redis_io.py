@@ -24,18 +24,10 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from streams.redis_stream import parse_url
-from tests.conftest import redis_client
+from tests.conftest import has_module, redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 _client = redis_client
@@ -93,40 +85,21 @@ def test_a_stream_that_does_not_exist_is_an_error_and_creates_nothing(redis_url)
     assert _keys(redis_url) == []
 
 
-def test_serve_wait_waits_for_the_stream(redis_url, tmp_path):
-    """--wait: the serve starts before the stream exists and serves it once published."""
-    import threading
-
-    def later():
-        time.sleep(1.0)
-        _cli("publish", "--stream", "ward", "--patients", "3", "--n", "5", redis_url, "-q")
-
-    t = threading.Thread(target=later)
-    t.start()
-    res = _cli("serve", redis_url, "--engine", "local", "--wait", "--until-idle", "--alerts-only",
-               "--summary-json", str(tmp_path / "s.json"))
-    t.join()
-    assert res.exit_code == 0, res.output
-    assert "waiting for stream" in res.output
-    assert json.loads((tmp_path / "s.json").read_text())["readings"] == 3 * 5 * 12
-
-
 # ---------------------------------------------------------------- packed entries
 
 def test_packed_and_single_entries_give_the_same_records(redis_url):
     """monitor publish's packed blocks, single-reading entries of another producer, and both mixed in
     one stream: the same records and alerts as the file replay."""
-    from models.learner import LearnerConfig
-    from monitor.alerts import Span
+    from monitor.distributed.config import EngineSpec, ServeConfig
+    from monitor.distributed.live_outputs import LiveOutputs
+    from monitor.distributed.serve import serve
     from monitor.keyed import KeyedMonitor
-    from monitor.redis_io import LiveOutputs
-    from monitor.ray_shards import serve
     from monitor.sinks import JsonlSink
     from streams.redis_stream import publish
     from streams.ward import Ward
 
-    kw = dict(config=LearnerConfig(), seed=0, model="per-key", alert_after=Span(seconds=60.0),
-              alert_clear=Span(seconds=120.0))
+    config = ServeConfig(key_model="per-key", count=64)
+    kw = config.monitor_kwargs()
     batches = list(Ward(patients=5, minutes=20, seed=2))
     mon, ref, ref_alerts = KeyedMonitor(**kw), io.StringIO(), []
     for b in batches:
@@ -144,7 +117,7 @@ def test_packed_and_single_entries_give_the_same_records(redis_url):
             publish(client, stream, batches, pack=500 if how == "packed" else 1)
         n_entries = client.xlen(stream)
         out, alerts = io.StringIO(), io.StringIO()
-        summary = serve(url=url, engine="local", monitor_kwargs=kw, options={}, checkpoint=None, count=64,
+        summary = serve(url=url, config=config, engine=EngineSpec(engine="local"), checkpoint=None,
                         outputs=LiveOutputs(1, records=out, alerts=alerts), consumer="c")
         got[how] = (out.getvalue(), alerts.getvalue().splitlines(), n_entries, summary["readings"])
         for name in client.scan_iter(f"{stream}*"):
@@ -179,7 +152,7 @@ class _Server:
     """A redis-server of this test's own (appendonly: what it had comes back after a restart)."""
 
     def __init__(self, tmp: Path, persist: bool = True) -> None:
-        if shutil.which("redis-server") is None or not _has("redis"):
+        if shutil.which("redis-server") is None or not has_module("redis"):
             pytest.skip("needs redis-server on PATH and the redis package")
         self.port = _free_port()
         self.dir = tmp
