@@ -148,6 +148,8 @@ class _Loop:
         for part in self.pacer.split(batch.time):  # pacing sleeps: stop.sleep gives way to a signal
             if flush_each:  # live: each record out (and flushed) as soon as it is scored
                 monitor.process(batch.slice(part.start, part.stop), emit=lambda s: (sink.write(s), sink.flush()))
+            elif getattr(monitor, "trains_behind", False):  # records written slice by slice while the worker trains
+                monitor.process(batch.slice(part.start, part.stop), emit=sink.write)
             else:
                 sink.write(monitor.process(batch.slice(part.start, part.stop)))
         self.consistent, self.position = True, batch.position

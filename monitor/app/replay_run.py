@@ -135,6 +135,8 @@ class _Replay:
         run, src = self.run, self.run.source
         late_from = (src.n or 10_000) // 2 if src.stream == "circles" else None
         self.mon = KeyedMonitor.from_config(run.monitor, late_from=late_from, trace=bool(run.output.plot))
+        if run.monitor.learn:  # scores lag training by a fixed schedule (issue 15); a live feed trains on a thread
+            self.mon.train_behind(threaded=self.choice.live)
         self.source = self.choice.source
         if src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live, run.output.quiet):
             # (not with --state: the bar feeds a batch in pieces, and a checkpoint needs whole batches)

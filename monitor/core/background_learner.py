@@ -34,13 +34,58 @@ import bisect
 import threading
 from collections import deque
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from models.learner import FrozenScorer, OnlineLearner
 
-__all__ = ["BackgroundLearner", "DEFAULT_LAG"]
+__all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
-DEFAULT_LAG = 256  # readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
+DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How many readings after a step over readings ``0 .. e - 1`` its model starts scoring.
+
+    ``lag(e) = min(most, max(least, e // growth))``: a few readings early (the model changes fast and a
+    stale one costs accuracy), growing with the stream like the mini-batches, up to ``most`` (room for
+    the training thread to run a whole large step while the scoring thread parses, scores and writes).
+    ``e + lag(e)`` never decreases, so a step not finished yet scores from ``done + 1 + lag(done + 1)``
+    at the earliest. ``Lag.fixed(n)`` is the constant lag n.
+
+    >>> lag = Lag()
+    >>> [lag(e) for e in (0, 100, 2000, 10_000, 1_000_000)]
+    [1, 1, 31, 156, 256]
+    """
+
+    least: int = 1  # readings, at least 1
+    growth: int = 64  # lag ~= readings seen / growth in between (sample and synthetic streams, seeds 0-2:
+    # 64 loses at most 1 reading of accuracy to the synchronous model, 16 loses 4 to 6)
+    most: int = 256  # readings (0.26 s at 1,000 lines/s: room for a warm-up's 16 steps on a loaded machine)
+
+    def __post_init__(self) -> None:
+        if self.least < 1 or self.growth < 1 or self.most < self.least:
+            raise ValueError(f"a lag needs 1 <= least <= most and growth >= 1, got {self}")
+
+    @classmethod
+    def fixed(cls, n: int) -> "Lag":
+        return cls(least=n, growth=1 << 62, most=n)
+
+    def __call__(self, e: int) -> int:
+        return min(self.most, max(self.least, e // self.growth))
+
+    def last_end(self, i: int) -> int:
+        """The largest step end e whose model scores reading i or earlier (e + lag(e) <= i); -1 if none."""
+        lo, hi = -1, i  # e + lag(e) is increasing: bisect on it
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if mid + self(mid) <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
 
 class BackgroundLearner:
@@ -51,15 +96,20 @@ class BackgroundLearner:
     learner
         The learner; the worker owns it from now on (read it only after `drain`).
     lag
-        Readings after a mini-batch's last one from which its step's model scores (at least 1).
+        Readings after a mini-batch's last one from which its step's model scores: a number (at
+        least 1) or a `Lag` schedule (the default: growing with the stream).
+    threaded
+        False: no worker; each `learn_many` trains at once on the calling thread. The scores are the
+        same as with the worker (a file replayed gives the records of the same readings read live),
+        without the threads' contention for the GIL: a step of this small network is mostly Python.
     """
 
-    def __init__(self, learner: OnlineLearner, *, lag: int = DEFAULT_LAG) -> None:
-        if lag < 1:
+    def __init__(self, learner: OnlineLearner, *, lag: "int | Lag | None" = None, threaded: bool = True) -> None:
+        if isinstance(lag, int) and lag < 1:
             raise ValueError(f"lag must be at least 1 reading, got {lag}")
         self.learner = learner
         self.config = learner.config  # frozen: safe to read while the worker trains
-        self.lag = lag
+        self.lag = Lag() if lag is None else Lag.fixed(lag) if isinstance(lag, int) else lag
         self.n_seen_ = learner.n_seen_  # readings handed over (scored, then queued for learning)
         self._done = learner.n_seen_  # readings the worker has learned from
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
@@ -69,9 +119,11 @@ class BackgroundLearner:
         self._error: BaseException | None = None
         self._closed = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._work, name="monitor-training", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)  # a worker still inside torch at exit aborts the interpreter
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._work, name="monitor-training", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)  # a worker still inside torch at exit aborts the interpreter
 
     def __repr__(self) -> str:
         return f"BackgroundLearner(lag={self.lag}, seen={self.n_seen_}, learned={self._done}, {self.learner!r})"
@@ -91,10 +143,11 @@ class BackgroundLearner:
         x and y (the readings to come) are not needed: the worker finds the learner's early steps
         itself, and their models score from `lag` readings later like any other step's."""
         i = self.n_seen_
-        self._ready(i - self.lag)  # every step over readings before i - lag has been published
+        self._ready(self.lag.last_end(i))  # every step whose model scores reading i has been published
         with self._cond:
             j = bisect.bisect_right(self._from, i)  # the snapshots from j on start after reading i
-            unknown = self._done + 1 + self.lag  # a step not published yet scores from here at the earliest
+            e = self._done + 1
+            unknown = e + self.lag(e)  # a step not published yet scores from here at the earliest
             nxt = min(self._from[j], unknown) if j < len(self._from) else unknown
             self._drop_before(j - 1)
         return nxt - i
@@ -111,6 +164,11 @@ class BackgroundLearner:
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Queue scored readings for the worker; returns the losses of the steps finished since."""
+        if self._thread is None:  # inline: learn now, on this thread
+            self.n_seen_ += len(x)
+            self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+            losses, self._losses = self._losses, []
+            return losses
         with self._cond:
             if self._error is not None:
                 raise self._error
@@ -129,6 +187,8 @@ class BackgroundLearner:
 
     def close(self) -> None:
         """Stop the worker (after the queued readings)."""
+        if self._thread is None:
+            return
         atexit.unregister(self.close)
         with self._cond:
             self._closed = True
@@ -137,7 +197,6 @@ class BackgroundLearner:
 
     # -- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
-        ln = self.learner
         while True:
             with self._cond:
                 while not self._jobs and not self._closed:
@@ -146,25 +205,30 @@ class BackgroundLearner:
                     return
                 x, y = self._jobs.popleft()
             try:
-                i = 0
-                while i < len(x):  # piece by piece, so each step's model is published
-                    room = ln.room(x[i:], y[i:])  # ends early after a reading the model got wrong
-                    k = min(room, len(x) - i)
-                    losses = ln.learn_many(x[i:i + k], y[i:i + k])
-                    i += k
-                    stepped = k == room  # the mini-batch filled: normaliser and weights moved
-                    with self._cond:
-                        self._losses += losses
-                        if stepped:
-                            self._from.append(ln.n_seen_ + self.lag)
-                            self._snaps.append(ln.frozen())
-                        self._done += k
-                        self._cond.notify_all()
+                self._learn(x, y)
             except BaseException as e:  # handed to the scoring thread, which raises it
                 with self._cond:
                     self._error = e
                     self._cond.notify_all()
                 return
+
+    def _learn(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Learn from readings (n, d) and labels (n,) piece by piece, publishing each step's model."""
+        ln = self.learner
+        i = 0
+        while i < len(x):
+            room = ln.room(x[i:], y[i:])  # ends early after a reading the model got wrong
+            k = min(room, len(x) - i)
+            losses = ln.learn_many(x[i:i + k], y[i:i + k])
+            i += k
+            stepped = k == room  # the mini-batch filled: normaliser and weights moved
+            with self._cond:
+                self._losses += losses
+                if stepped:
+                    self._from.append(ln.n_seen_ + self.lag(ln.n_seen_))
+                    self._snaps.append(ln.frozen())
+                self._done += k
+                self._cond.notify_all()
 
     # -- what the monitor reads ------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -177,3 +241,39 @@ class BackgroundLearner:
     def state_dict(self) -> dict:
         self.drain()
         return self.learner.state_dict()
+
+    def lag_state(self) -> dict:
+        """The models that score readings from `n_seen_` on (the one in effect first), for a checkpoint:
+        a resumed run scores with them as the uninterrupted run would have."""
+        self.drain()
+        j = bisect.bisect_right(self._from, self.n_seen_) - 1
+        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]]}
+
+    def load_lag_state(self, state: dict) -> None:
+        """Take the models of `lag_state` (saved with the learner this one wraps)."""
+        self.drain()
+        self._from = [int(v) for v in state["starts"]]
+        self._snaps = [_snap_from(m) for m in state["models"]]
+
+
+def _snap_state(snap: FrozenScorer) -> dict:
+    """A FrozenScorer as tensors and plain values (loadable with torch.load(weights_only=True))."""
+    import torch
+
+    sc = snap.scorer
+    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))  # noqa: E731
+    return {"w1": t(sc.w1), "b1": t(sc.b1), "w2": t(sc.w2), "b2": t([sc.b2]), "relu": sc.act == "relu",
+            "bn_scale": t(None if sc.bn is None else sc.bn[0]), "bn_shift": t(None if sc.bn is None else sc.bn[1]),
+            "centre": t(snap.centre), "inv_scale": t(snap.inv_scale), "normalise": snap.normalise,
+            "n_seen": int(snap.n_seen)}
+
+
+def _snap_from(d: dict) -> FrozenScorer:
+    from models.network import NumpyScorer
+
+    a = lambda v: None if v is None else v.numpy().astype(np.float64)  # noqa: E731
+    sc = NumpyScorer.__new__(NumpyScorer)
+    sc.w1, sc.b1, sc.w2, sc.b2 = a(d["w1"]), a(d["b1"]), a(d["w2"]), float(a(d["b2"])[0])
+    sc.act = "relu" if d["relu"] else "tanh"
+    sc.bn = None if d["bn_scale"] is None else (a(d["bn_scale"]), a(d["bn_shift"]))
+    return FrozenScorer(sc, a(d["centre"]), a(d["inv_scale"]), normalise=bool(d["normalise"]), n_seen=int(d["n_seen"]))

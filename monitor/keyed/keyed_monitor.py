@@ -108,9 +108,13 @@ class KeyedMonitor:
         return (f"KeyedMonitor(model={self.model!r}, keys={len(self.table)}, max_keys={self.max_keys}, "
                 f"evicted={self.table.n_evicted_}, readings={self.n_scored}, {self.alerts!r})")
 
-    def train_behind(self, lag: int | None = None) -> None:
-        """The shared network learns on a worker thread (live feeds): see Monitor.train_behind."""
-        self.inner.train_behind(lag)
+    def train_behind(self, lag=None, *, threaded: bool = True) -> None:
+        """The shared network learns behind the scores: see Monitor.train_behind."""
+        self.inner.train_behind(lag, threaded=threaded)
+
+    @property
+    def trains_behind(self) -> bool:
+        return self.inner.trains_behind and self.model != "per-key"
 
     # ------------------------------------------------------------------ processing
 
