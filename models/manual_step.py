@@ -98,7 +98,7 @@ class ManualStepLearner(OnlineLearner):
         """One step on (m, d) raw readings and (m,) labels, gradient by hand; None when skipped."""
         z = self._inputs64(torch.from_numpy(bx))  # (m, d) float64
         y = torch.from_numpy(by)  # (m,) float64
-        bn = self._bn_forward(z) if self._bn is not None else None  # (x_hat, new mean, new var) or None
+        bn = self._bn_forward(z) if self._bn is not None else None  # (x_hat, new statistics, ...) or None
         if bn is not None:
             z = bn[0]
         self._w64.copy_(self.opt.flat_)
@@ -120,35 +120,31 @@ class ManualStepLearner(OnlineLearner):
         torch.sum(g_pre, 0, out=gb1)
         torch.mv(a.t(), g_logit, out=gw2)
         torch.sum(g_logit, 0, keepdim=True, out=gb2)
-        if not math.isfinite(float(self._grad64.sum())):  # NaN or inf in an entry (finite float64 gradients cannot overflow a sum)
+        # NaN or inf in a gradient entry (finite float64 gradients cannot overflow a sum), or running
+        # statistics beyond float32 (inf): the step is skipped and nothing is written
+        check = self._grad64.sum() if bn is None else self._grad64.sum() + bn[1].sum()
+        if not math.isfinite(float(check)):
             return self._skip(None)
-        before = None
         if bn is not None:
-            if not math.isfinite(float(bn[1].sum() + bn[2].sum())):
-                return self._skip(None)  # the running statistics would overflow: nothing is written
-            if self._follow and int(self._bn.num_batches_tracked) > 0:
-                before = self._bn_stats()
-            self._bn_commit(bn[1], bn[2])
+            self._bn_commit(bn[1])
         self.opt.step(self._grad.copy_(self._grad64))
-        if before is not None:
-            self._follow_stats(*before)
+        if bn is not None and self._follow and bn[2] is not None:
+            self._follow_stats(bn[1], *bn[2])
         self.n_steps_ += 1
         return loss
 
-    def _bn_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(d,) float64 mean and std BatchRenorm1d normalises by when scoring."""
-        bn = self._bn
-        return bn.running_mean.double(), bn.running_var.double().add_(bn.eps).sqrt_()
-
-    def _follow_stats(self, mean0: torch.Tensor, std0: torch.Tensor) -> None:
+    def _follow_stats(self, new: torch.Tensor, mean0: torch.Tensor, inv_std0: torch.Tensor) -> None:
         """Where the learner keeps the function when BatchRenorm1d's running statistics move in training
         (``_follow``, issue 13's preserve extended to the layer's own statistics), do the same: the first
         Linear layer's input u becomes ``(u - shift) / ratio``, so its columns are scaled by ratio and
-        its bias shifted by ``W shift`` (with W before the scaling)."""
-        mean1, std1 = self._bn_stats()
+        its bias shifted by ``W shift`` (with W before the scaling). ``new`` (2, d) holds the running mean
+        and variance just written; ``mean0``, ``inv_std0`` (d,) those the layer scored with before."""
+        new = new.double()  # (2, d)
+        shift = new[0].sub_(mean0).mul_(inv_std0)  # (d,) (mean1 - mean0) / std0
+        ratio = new[1].add_(self._bn.eps).sqrt_().mul_(inv_std0)  # (d,) std1 / std0
         w1, b1 = self._lin1  # (h, d), (h,) float32 views of the flat vector
-        b1.add_(torch.mv(w1.double(), mean1.sub_(mean0).div_(std0)))
-        w1.mul_(std1.div_(std0))
+        b1.add_(torch.mv(w1.double(), shift))
+        w1.mul_(ratio)
 
     def _inputs64(self, bx: torch.Tensor) -> torch.Tensor:
         """(m, d) float64 inputs of the network. The rows were checked finite when the normaliser
@@ -160,34 +156,33 @@ class ManualStepLearner(OnlineLearner):
         return bx.sub(torch.from_numpy(self._centre)).mul_(torch.from_numpy(self._inv_scale))
 
     def _bn_forward(self, x: torch.Tensor) -> tuple:
-        """BatchRenorm1d in training mode on (m, d) inputs: (x_hat, new running mean, new running var),
-        the statistics as float32 (the buffers' type), so a value only float64 can hold is inf here.
+        """BatchRenorm1d in training mode on (m, d) inputs: (x_hat, new running mean and var (2, d),
+        (running mean, 1 / running std) before or None at the data-dependent start), the new statistics
+        as float32 (the buffers' type), so a value only float64 can hold is inf here.
 
         As `models.network.BatchRenorm1d.forward`; the running statistics are only computed here
         and written by `_bn_commit` once the step is known to go ahead.
         """
         bn = self._bn
-        eps, mom = bn.eps, bn.momentum
+        eps = bn.eps
         n = x.shape[0]
-        mean_b = x.mean(0)  # (d,)
-        dev = x - mean_b  # (m, d)
-        var_b = dev.pow(2).sum(0).mul_(1.0 / n)  # (d,) biased
-        inv_b = var_b.add(eps).sqrt_().reciprocal_()  # (d,) 1 / batch std
+        var_b, mean_b = torch.var_mean(x, 0, correction=0)  # (d,) biased variance, mean
         unbiased = var_b * (n / (n - 1))
-        if int(bn.num_batches_tracked) == 0:  # data-dependent start
-            run_mean, run_var = mean_b, unbiased
-        else:
+        inv_b = var_b.add_(eps).rsqrt_()  # (d,) 1 / batch std
+        started = int(bn.num_batches_tracked) > 0
+        if started:
             run_mean, run_var = bn.running_mean.double(), bn.running_var.double()
-        inv_run = run_var.add(eps).sqrt_().reciprocal_()  # (d,)
-        r = (inv_run / inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
+        else:  # data-dependent start
+            run_mean, run_var = mean_b, unbiased
+        inv_run = run_var.add(eps).rsqrt_()  # (d,)
+        r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
         d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
-        x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
-        new_mean = torch.lerp(run_mean, mean_b, mom).float()  # beyond float32: inf, and the step is skipped
-        new_var = torch.lerp(run_var, unbiased, mom).float()
-        return x_hat, new_mean, new_var
+        x_hat = (x - mean_b).mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
+        new = torch.stack([run_mean, run_var]).lerp_(torch.stack([mean_b, unbiased]), bn.momentum).float()  # (2, d)
+        return x_hat, new, ((run_mean, inv_run) if started else None)
 
-    def _bn_commit(self, new_mean: torch.Tensor, new_var: torch.Tensor) -> None:
+    def _bn_commit(self, new: torch.Tensor) -> None:
         bn = self._bn
-        bn.running_mean.copy_(new_mean)
-        bn.running_var.copy_(new_var)
+        bn.running_mean.copy_(new[0])
+        bn.running_var.copy_(new[1])
         bn.num_batches_tracked.add_(1)
