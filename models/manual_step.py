@@ -166,18 +166,20 @@ class ManualStepLearner(OnlineLearner):
         bn = self._bn
         eps = bn.eps
         n = x.shape[0]
-        var_b, mean_b = torch.var_mean(x, 0, correction=0)  # (d,) biased variance, mean
+        mean_b = x.mean(0)  # (d,)
+        dev = x - mean_b  # (m, d)
+        var_b = torch.einsum("ij,ij->j", dev, dev).mul_(1.0 / n)  # (d,) biased
         unbiased = var_b * (n / (n - 1))
-        inv_b = var_b.add_(eps).rsqrt_()  # (d,) 1 / batch std
+        inv_b = var_b.add_(eps).sqrt_().reciprocal_()  # (d,) 1 / batch std
         started = int(bn.num_batches_tracked) > 0
         if started:
             run_mean, run_var = bn.running_mean.double(), bn.running_var.double()
         else:  # data-dependent start
             run_mean, run_var = mean_b, unbiased
-        inv_run = run_var.add(eps).rsqrt_()  # (d,)
+        inv_run = run_var.add(eps).sqrt_().reciprocal_()  # (d,)
         r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
         d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
-        x_hat = (x - mean_b).mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
+        x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
         new = torch.stack([run_mean, run_var]).lerp_(torch.stack([mean_b, unbiased]), bn.momentum).float()  # (2, d)
         return x_hat, new, ((run_mean, inv_run) if started else None)
 
