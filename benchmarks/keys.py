@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.keyed import KeyedMonitor  # noqa: E402
-from monitor.replay import replay  # noqa: E402
-from monitor.sinks import JsonlSink  # noqa: E402
+from monitor.keyed.keyed_monitor import KeyedMonitor  # noqa: E402
+from monitor.app.replay_loop import replay  # noqa: E402
+from monitor.output.sinks import JsonlSink  # noqa: E402
 from streams.replay import CsvReplay  # noqa: E402
 from streams.ward import Ward  # noqa: E402
 

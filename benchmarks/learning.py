@@ -47,8 +47,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from monitor.metrics import first_sustained  # noqa: E402
-from monitor.pipeline import Monitor  # noqa: E402
+from monitor.core.metrics import first_sustained  # noqa: E402
+from monitor.core.monitor import Monitor  # noqa: E402
 
 __all__ = ["STREAMS", "REGIMES", "readings_to_recover", "run_stream", "main"]
 

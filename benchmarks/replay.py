@@ -163,7 +163,7 @@ def river_loop(hr: np.ndarray) -> dict:
 _LOOP = """import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from monitor.pipeline import Monitor
+from monitor.core.monitor import Monitor
 from streams import Batch
 hr = np.load(sys.argv[1])
 mon = Monitor(seed=0)

@@ -248,7 +248,7 @@ class OnlineLearner:
     def frozen(self) -> "FrozenScorer":
         """What ``predict_proba_many`` computes now, as an object later steps leave unchanged.
 
-        For scoring on one thread while another trains (monitor.background).
+        For scoring on one thread while another trains (monitor.core.background_learner).
         """
         self._normalised(np.empty((0, self.config.n_features)))  # refresh the cached statistics
         return FrozenScorer(self._scorer, self._centre, self._inv_scale, normalise=self.config.normalise,

@@ -1,6 +1,6 @@
 """`monitor publish` and `monitor serve`: the commands that put the monitor on Redis Streams and Ray.
 
-Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+Registered on the `monitor` group by monitor.cli.commands (this module does not import it); the work is
 in monitor.distributed (streams.redis_stream for publish).
 """
 
@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
+from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
                              redis_wait_options, span)
 
 __all__ = ["publish", "serve", "replay_redis"]
@@ -19,7 +19,7 @@ __all__ = ["publish", "serve", "replay_redis"]
 def replay_redis(url: str, config, engine, spec, *, state: str | None, dashboard: str | None, hold: bool) -> None:
     """`monitor replay redis://...`: one consumer on one stream, in this process (monitor.distributed.run),
     its checkpoint in the file ``state`` (or in memory); with a dashboard of its output streams."""
-    from monitor.commands import _configure_torch, _lock_state
+    from monitor.app.replay_run import _configure_torch, _lock_state
 
     lock = _lock_state(state, MonitorError) if state else None  # one run per --state
     try:
@@ -43,8 +43,8 @@ def _run(url: str, config, engine, spec, *, state, single: bool, dashboard, hold
         except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
             raise click.ClickException(str(e))
 
-    if dashboard:  # the page reads the output streams, from this process (see monitor.cli_dashboard)
-        from monitor.cli_dashboard import run_with_redis_dashboard
+    if dashboard:  # the page reads the output streams, from this process (see monitor.cli.dashboard)
+        from monitor.cli.dashboard import run_with_redis_dashboard
         return run_with_redis_dashboard(dashboard, url, shards=shards, quiet=spec.quiet, hold=hold, run=run)
     return run()
 
@@ -92,7 +92,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
     """
     import json
 
-    from monitor.sources import open_source
+    from monitor.app.sources import SourceSpec, open_source
     from streams import SourceError
     from streams.redis_stream import LayoutMismatch, connect, parse_url, publish as publish_batches
 
@@ -101,9 +101,10 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
     file, url = (args[0] if len(args) == 2 else None), args[-1]
     try:
         target = parse_url(url)
-        choice = open_source(file, stream=stream, n=n, seed=seed, column=column, time_column=time_column,
-                             label_column=label_column, key_column=key_column, patients=patients,
-                             format_in=format_in, valid_range=None if no_range_check else (min_bpm, max_bpm),
+        spec = SourceSpec(file=file, stream=stream, n=n, patients=patients, format_in=format_in, column=column,
+                          time_column=time_column, label_column=label_column, key_column=key_column,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm))
+        choice = open_source(spec, seed=seed,
                              on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)
         result = publish_batches(client, target.stream, choice.source, shards=shards, rate=rate, maxlen=maxlen,

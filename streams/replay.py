@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable, Iterator
+from typing import Any, Iterator
 
 from streams.batch import Batch, SourceError
 from streams.compression import iter_blocks
-from streams.lines import MAX_LINE
 from streams.linesource import LineSource, read_batches
 
 __all__ = ["CsvReplay"]
@@ -32,8 +31,12 @@ class CsvReplay(LineSource):
     ----------
     path
         The file. Comma-separated, UTF-8, with or without a header line; may be gzip-compressed.
-    column, time_column, label_column, key_column
-        Which column holds the reading, the time, a 0/1 label, a key (see LineParser).
+    **line_options
+        The options of `LineSource`, stored there once: ``column``, ``time_column``,
+        ``label_column``, ``key_column`` (which column holds the reading, the time, a 0/1 label, a
+        key: see LineParser), ``valid_range`` (readings outside ``(low, high)`` are rejected; None
+        accepts all), ``on_note`` (called once with a one-line note saying which columns were
+        chosen), ``max_line`` (a line of more bytes is a counted reject, never held whole; 1 MB).
     block_bytes
         Bytes read at a time; each block becomes one Batch (or several, see ``max_lines``).
     max_lines
@@ -44,12 +47,6 @@ class CsvReplay(LineSource):
         at its byte offset, with its line numbers and column choice, as if never stopped; the
         bytes before the offset must hash to its ``"sha256"`` (see check_resume). With
         ``max_lines`` or ``resume``, each position carries that digest of the bytes before it.
-    valid_range
-        Readings outside ``(low, high)`` are rejected (see LineParser); None accepts all.
-    on_note
-        Called once with a one-line note saying which columns were chosen.
-    max_line
-        A line of more bytes is a counted reject, never held whole (default 1 MB).
 
     A missing or empty file raises SourceError when iteration starts, and so does a file shorter
     than the offset to resume from.
@@ -73,15 +70,9 @@ class CsvReplay(LineSource):
 
     live = False
 
-    def __init__(self, path: str | os.PathLike, *, column: str | None = None,
-                 time_column: str | None = None, label_column: str | None = None,
-                 key_column: str | None = None, block_bytes: int = 1 << 22,
-                 max_lines: int | None = None, resume: dict | None = None,
-                 valid_range: tuple[float, float] | None = None,
-                 on_note: Callable[[str], None] | None = None, max_line: int = MAX_LINE) -> None:
-        super().__init__(column=column, time_column=time_column, label_column=label_column,
-                         key_column=key_column, valid_range=valid_range, on_note=on_note,
-                         max_line=max_line)
+    def __init__(self, path: str | os.PathLike, *, block_bytes: int = 1 << 22, max_lines: int | None = None,
+                 resume: dict | None = None, **line_options: Any) -> None:
+        super().__init__(**line_options)
         self.path = path
         self.block_bytes = block_bytes
         self.max_lines = max_lines

@@ -1,12 +1,12 @@
 """The record writers as they were before issue 15 (one Python format call per field): the oracle
-that tests/test_sinks.py holds the column-at-a-time writers of monitor.sinks to, byte for byte.
+that tests/test_sinks.py holds the column-at-a-time writers of monitor.output.sinks to, byte for byte.
 
 Where records go: JSON Lines (default off a terminal), CSV, or a readable table.
 
 Each sink formats a whole Scored batch at once and writes it with one call.
 
 >>> import io, numpy as np
->>> from monitor.pipeline import Scored
+>>> from monitor.core.monitor import Scored
 >>> s = Scored(time=np.array([0.0, 0.5]), x=np.array([[80.0], [95.5]]), label=np.array([0.0, 1.0]),
 ...            p=np.array([0.01, 0.987654321]), flag=np.array([False, True]), line=np.array([2, 3]))
 >>> out = io.StringIO()
@@ -29,7 +29,7 @@ from typing import TextIO
 
 import numpy as np
 
-from monitor.pipeline import Scored
+from monitor.core.monitor import Scored
 
 __all__ = ["JsonlSink", "CsvSink", "TableSink", "make_sink", "FORMATS", "CHUNK"]
 

@@ -1,4 +1,4 @@
-"""monitor.alerts: alert episodes against reading-by-reading rules, spans, hysteresis."""
+"""monitor.keyed.alerts: alert episodes against reading-by-reading rules, spans, hysteresis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from monitor.alerts import AlertTracker, Span
+from monitor.keyed.alerts import AlertTracker, Span
 from tests.conftest import cuts
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from models.learner import OnlineLearner
 from models.manual_step import ManualStepLearner
-from monitor.background import BackgroundLearner
-from monitor.labels import label
-from monitor.pipeline import Monitor
+from monitor.core.background_learner import BackgroundLearner
+from monitor.core.labels import label
+from monitor.core.monitor import Monitor
 from streams import Batch
 
 
@@ -104,3 +104,54 @@ def test_a_failing_step_is_raised_on_the_scoring_side(monkeypatch):
     with pytest.raises(RuntimeError, match="step failed"):
         for i in range(50):
             mon.process(Batch.of_values(np.array([80.0 + i])))
+
+
+def test_the_lag_schedule_grows_and_its_inverse_is_exact():
+    from monitor.core.background_learner import Lag
+    lag = Lag()
+    ends = np.arange(0, 40_000)
+    starts = ends + np.array([lag(int(e)) for e in ends])
+    assert (np.diff(starts) >= 0).all()  # a later step never scores before an earlier one
+    assert lag(0) == 1 and lag(6400) == 100 and lag(10**9) == 256
+    for i in [0, 1, 2, 63, 64, 100, 6500, 16_639, 16_640, 39_000]:
+        want = int(ends[starts <= i].max()) if (starts <= i).any() else -1
+        assert lag.last_end(i) == want, i
+    assert Lag.fixed(7)(0) == Lag.fixed(7)(10**6) == 7
+    with pytest.raises(ValueError, match="least"):
+        Lag(least=0)
+
+
+def _scores(values, sizes, *, threaded: bool):
+    mon = Monitor(seed=0)
+    mon.train_behind(threaded=threaded)
+    p, i = [], 0
+    for k in sizes:
+        p.append(mon.process(Batch.of_values(values[i:i + k])).p)
+        i += k
+    return np.concatenate(p), mon.summary(), mon
+
+
+def test_training_inline_gives_the_scores_of_the_worker_thread():
+    """A file (inline, big batches) scores exactly as the same readings fed live (worker, one by one)."""
+    v = _values(3000, seed=2)
+    rng = np.random.default_rng(3)
+    cuts = rng.integers(1, 300, 100).tolist()
+    cuts = cuts[:np.searchsorted(np.cumsum(cuts), len(v))]
+    cuts.append(len(v) - sum(cuts))
+    p_file, s_file, m_file = _scores(v, [len(v)], threaded=False)
+    p_chunks, s_chunks, _ = _scores(v, cuts, threaded=False)
+    p_live, s_live, m_live = _scores(v, [1] * len(v), threaded=True)
+    assert np.array_equal(p_file, p_live) and np.array_equal(p_file, p_chunks)
+    assert s_file["steps"] == s_live["steps"] > 0 and s_file["accuracy"] == s_live["accuracy"]
+    assert not m_file.trains_behind and m_live.trains_behind
+    assert m_file.learner._thread is None
+    m_live.learner.close()
+
+
+def test_scores_lag_the_synchronous_ones_only_by_the_schedule():
+    """The lagged scores differ from the synchronous ones, and only after the first step."""
+    v = _values(600)
+    p_sync = Monitor(seed=0).process(Batch.of_values(v)).p
+    p_lag, _, _ = _scores(v, [len(v)], threaded=False)
+    assert p_sync[0] == p_lag[0]  # the first mini-batch is scored by the initial model either way
+    assert not np.array_equal(p_sync, p_lag)

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, run_monitor
 def test_help_is_light_and_python_dash_m_works():
     res = run_monitor("--help")
     assert res.returncode == 0 and b"replay" in res.stdout and res.stderr == b""
-    code = "import sys, monitor.cli; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, monitor.cli.commands; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.stdout.split() == ["False", "False"]
@@ -47,7 +47,7 @@ def test_each_live_record_arrives_before_the_next_line_is_written():
 
 def test_broken_pipe_is_quiet(tmp_path):
     big = tmp_path / "big.csv"
-    big.write_text("hr\n" + "\n".join(["80", "95"] * 2_500) + "\n")
+    big.write_text("hr\n" + "\n".join(["80", "95"] * 1_250) + "\n")  # 2,500 records: well over a pipe's 64 KiB
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     res = subprocess.run(f"{sys.executable} -m monitor replay {big} | head -n 2", shell=True,
                          capture_output=True, env=env, timeout=120)

@@ -20,7 +20,7 @@ from monitor.cli import main
 from monitor.dashboard.address import Address
 from monitor.dashboard.live import Dashboard
 from monitor.dashboard.state import WardState
-from monitor.pipeline import Scored
+from monitor.core.monitor import Scored
 from conftest import ROOT
 
 
@@ -110,21 +110,22 @@ def test_an_unkeyed_stream_is_one_series():
 @pytest.fixture(scope="module")
 def ward_run(tmp_path_factory):
     """`monitor replay ward.csv --alert-after 5m` (20 patients) through a dashboard, served."""
-    from monitor.alerts import Span
-    from monitor.cli import MonitorError, learner_config
-    from monitor.commands import run_replay
+    from monitor.keyed.alerts import Span
+    from monitor.app.replay_run import run_replay
+    from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
+    from monitor.cli.options import learner_config
     from streams.ward import Ward
 
     tmp = tmp_path_factory.mktemp("ward")
     ward = Ward(patients=20, minutes=60, seed=0)
     ward.to_csv(tmp / "ward.csv")
     dash = Dashboard(Address.parse("127.0.0.1:0"), note=None).__enter__()
-    code = run_replay(file=str(tmp / "ward.csv"), stream=None, n=None, column=None, time_column=None,
-                      label_column=None, threshold=91.0, seed=0, config=learner_config(16, 0.05, 256, True, False,
-                                                                                        "bce-logits"),
-                      fmt="jsonl", out=os.devnull, summary_json=str(tmp / "summary.json"), speed=0.0, quiet=True,
-                      error=MonitorError, alert_after=Span.parse("5m"), alerts_path=str(tmp / "alerts.jsonl"),
-                      dashboard=dash)
+    run = ReplayConfig(source=SourceSpec(file=str(tmp / "ward.csv")),
+                       monitor=MonitorConfig(learner=learner_config(16, 0.05, 256, True, False, "bce-logits"),
+                                             alert_after=Span.parse("5m")),
+                       output=OutputSpec(fmt="jsonl", out=os.devnull, summary_json=str(tmp / "summary.json"),
+                                         quiet=True, alerts=str(tmp / "alerts.jsonl")))
+    code = run_replay(run, dashboard=dash)
     assert code == 0
     yield dash, ward, tmp
     dash.__exit__(None, None, None)

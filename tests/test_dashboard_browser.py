@@ -84,7 +84,7 @@ def tiles(driver) -> list[str]:
 
 
 def feed_ward(dash, patients: int = 20, minutes: float = 30, seed: int = 0):
-    from monitor.keyed import KeyedMonitor
+    from monitor.keyed.keyed_monitor import KeyedMonitor
     from streams.ward import Ward
 
     mon = KeyedMonitor(seed=seed)
@@ -106,8 +106,8 @@ def test_page_loads_without_console_errors_and_shows_one_tile_per_patient(driver
 
 
 def test_an_alert_shows_within_2_s_of_the_reading_that_opened_it(driver, dashboard):
-    from monitor.alerts import Span
-    from monitor.keyed import KeyedMonitor
+    from monitor.keyed.alerts import Span
+    from monitor.keyed.keyed_monitor import KeyedMonitor
     from streams import Batch
 
     mon = KeyedMonitor(seed=0, alert_after=Span(readings=3), alert_clear=Span(readings=3))
@@ -136,7 +136,7 @@ def test_an_alert_shows_within_2_s_of_the_reading_that_opened_it(driver, dashboa
 
 
 def test_a_key_with_markup_renders_as_text(driver, dashboard):
-    from monitor.keyed import KeyedMonitor
+    from monitor.keyed.keyed_monitor import KeyedMonitor
     from streams import Batch
 
     mon = KeyedMonitor(seed=0)
@@ -189,7 +189,7 @@ def test_the_page_keeps_up_with_1000_keys(driver, dashboard):
     keys = np.array([f"bed{i:04d}" for i in range(1000)], dtype=object)
 
     def batch(t0: float):
-        from monitor.pipeline import Scored
+        from monitor.core.monitor import Scored
         n = 4000  # every key 4 times
         v = rng.normal(75, 10, n)
         p = 1 / (1 + np.exp(-(v - 91)))
@@ -216,7 +216,7 @@ def test_the_page_keeps_up_with_1000_keys(driver, dashboard):
 
 
 def test_a_stream_without_keys_is_one_large_chart(driver, dashboard):
-    from monitor.pipeline import Monitor
+    from monitor.core.monitor import Monitor
     from streams import Batch
 
     mon = Monitor(seed=0)

@@ -73,7 +73,7 @@ def test_the_lock_is_released_at_exit_and_a_rerun_goes_on(tmp_path):
 
 def test_a_checkpoint_read_never_deletes_a_live_runs_temporary_file(tmp_path):
     """Reading a checkpoint (another run's start-up) must not remove the temporary file of a live save."""
-    from monitor.checkpoint import Checkpoint
+    from monitor.state.checkpoint import Checkpoint
 
     state = tmp_path / "s.pt"
     Checkpoint(state, options={}).save({"monitor": {}, "position": None})
@@ -83,14 +83,14 @@ def test_a_checkpoint_read_never_deletes_a_live_runs_temporary_file(tmp_path):
     assert live.exists()
     dead = tmp_path / ".s.pt.tmp-999999999"  # no such process: left by a killed run
     dead.write_bytes(b"x")
-    from monitor.statelock import StateLock
+    from monitor.state.state_lock import StateLock
     with StateLock(state) as lock:
         lock.remove_stale_temps()
     assert live.exists() and not dead.exists()
 
 
 def test_a_held_lock_is_refused_in_process(tmp_path):
-    from monitor.statelock import StateLock
+    from monitor.state.state_lock import StateLock
 
     data, state = write_csv(tmp_path / "a.csv", 10), tmp_path / "s.pt"
     with StateLock(state):
@@ -101,7 +101,7 @@ def test_a_held_lock_is_refused_in_process(tmp_path):
 
 
 def test_a_redis_replay_with_a_busy_state_is_refused_too(tmp_path):
-    from monitor.statelock import StateLock
+    from monitor.state.state_lock import StateLock
 
     state = tmp_path / "s.pt"
     with StateLock(state):
@@ -186,7 +186,7 @@ def test_any_mix_of_kills_concurrent_runs_and_replaced_inputs_ends_exactly_once(
     import shutil
     import tempfile
 
-    from monitor.statelock import StateLock
+    from monitor.state.state_lock import StateLock
     from tests.test_resume import in_child
 
     original, ref_out, ref_rej = reference

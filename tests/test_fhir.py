@@ -17,7 +17,7 @@ from conftest import ROOT
 from test_formats import START
 
 from monitor.cli import main
-from monitor.info import describe
+from monitor.app.describe_input import describe
 from streams import SourceError, detect, open_file
 from streams.fhir import FhirObservations
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 from test_formats import csv_text, readings, replay_cli
 
-from monitor.info import describe
+from monitor.app.describe_input import describe
 from streams import SourceError, detect, open_file
 from streams.fit import FIT_EPOCH, FitRecords
 

@@ -1,12 +1,12 @@
-"""monitor.keyed: the keyed monitor (per-key state, key models, bounded keys, alerts on a ward)."""
+"""monitor.keyed.keyed_monitor: the keyed monitor (per-key state, key models, bounded keys, alerts on a ward)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from monitor.alerts import AlertTracker, Span
-from monitor.keyed import KeyedMonitor
-from monitor.pipeline import Monitor
+from monitor.keyed.alerts import AlertTracker, Span
+from monitor.keyed.keyed_monitor import KeyedMonitor
+from monitor.core.monitor import Monitor
 from models.normaliser import RunningNormaliser
 from streams import Batch
 from streams.ward import Ward

@@ -1,4 +1,4 @@
-"""monitor.keytable: keys to ids, least-recently-seen eviction, state round trip."""
+"""monitor.keyed.key_table: keys to ids, least-recently-seen eviction, state round trip."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from monitor.keytable import KeyTable, TooManyKeys
+from monitor.keyed.key_table import KeyTable, TooManyKeys
 
 
 def test_key_table_evicts_least_recently_seen_and_counts():

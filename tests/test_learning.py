@@ -7,8 +7,8 @@ import torch
 
 from models.adam import FlatAdam
 from models.learner import LearnerConfig, OnlineLearner
-from monitor.metrics import first_sustained
-from monitor.pipeline import Monitor
+from monitor.core.metrics import first_sustained
+from monitor.core.monitor import Monitor
 from streams import Batch, Sample
 
 

@@ -165,7 +165,7 @@ def test_apple_records_inside_a_wrapper_are_read(tmp_path):
 # -- item 7: pacing ---------------------------------------------------------------------------------
 
 def test_a_huge_time_gap_is_capped_when_pacing():
-    from monitor.pacing import Pacer
+    from monitor.app.pacing import Pacer
 
     slept = []
     clock = [0.0]

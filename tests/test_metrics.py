@@ -14,7 +14,7 @@ import pytest
 from river import metrics as rm
 from sklearn.metrics import log_loss, roc_auc_score
 
-from monitor.metrics import PrequentialMetrics, first_sustained
+from monitor.core.metrics import PrequentialMetrics, first_sustained
 from tests.conftest import random_splits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,6 +215,6 @@ def test_first_sustained_rejects_bad_arguments():
 
 
 def test_import_does_not_pull_torch_or_pandas():
-    code = "import sys, monitor.metrics; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    code = "import sys, monitor.core.metrics; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

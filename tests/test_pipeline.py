@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from monitor.pacing import Pacer
-from monitor.pipeline import Monitor
-from monitor.replay import RejectReport, replay
+from monitor.app.pacing import Pacer
+from monitor.core.monitor import Monitor
+from monitor.app.replay_loop import RejectReport, replay
 from streams import Batch, Reject
 
 
@@ -162,7 +162,7 @@ def test_live_and_paced_records_of_unscoreable_readings_are_valid_json(monkeypat
     import io
     import json
 
-    from monitor.sinks import JsonlSink
+    from monitor.output.sinks import JsonlSink
 
     def no_constants(name):
         raise AssertionError(f"{name} in a record")

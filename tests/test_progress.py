@@ -1,4 +1,4 @@
-"""monitor.progress: the pieces a progress bar cuts a source into do not change the records."""
+"""monitor.app.progress: the pieces a progress bar cuts a source into do not change the records."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 
 import numpy as np
 
-from monitor.pipeline import Monitor
-from monitor.progress import with_progress
+from monitor.core.monitor import Monitor
+from monitor.app.progress import with_progress
 from streams import CsvReplay
 
 

@@ -93,8 +93,8 @@ def test_packed_and_single_entries_give_the_same_records(redis_url):
     from monitor.distributed.config import EngineSpec, ServeConfig
     from monitor.distributed.live_outputs import LiveOutputs
     from monitor.distributed.serve import serve
-    from monitor.keyed import KeyedMonitor
-    from monitor.sinks import JsonlSink
+    from monitor.keyed.keyed_monitor import KeyedMonitor
+    from monitor.output.sinks import JsonlSink
     from streams.redis_stream import publish
     from streams.ward import Ward
 
@@ -212,9 +212,9 @@ def _popen(*args):
 
 def _reference(batches, **kw) -> tuple[str, list[str]]:
     from models.learner import LearnerConfig
-    from monitor.alerts import Span
-    from monitor.keyed import KeyedMonitor
-    from monitor.sinks import JsonlSink
+    from monitor.keyed.alerts import Span
+    from monitor.keyed.keyed_monitor import KeyedMonitor
+    from monitor.output.sinks import JsonlSink
 
     mon = KeyedMonitor(config=LearnerConfig(), seed=0, model="per-key", alert_after=Span(seconds=60.0),
                        alert_clear=Span(seconds=120.0))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.learner import LearnerConfig, OnlineLearner
-from monitor.pipeline import Monitor
+from monitor.core.monitor import Monitor
 from streams import Batch
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import sinks_reference as ref
-from monitor.keyed import KeyedMonitor
-from monitor.numtext import fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
-from monitor.pipeline import Scored
-from monitor.sinks import CsvSink, JsonlSink, TableSink
-from monitor.sources import open_source
+from monitor.keyed.keyed_monitor import KeyedMonitor
+from monitor.output.number_text import fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
+from monitor.core.monitor import Scored
+from monitor.output.sinks import CsvSink, JsonlSink, TableSink
+from monitor.app.sources import SourceSpec, open_source
 
 WRITERS = [(JsonlSink, ref.JsonlSink, {}), (CsvSink, ref.CsvSink, {}), (TableSink, ref.TableSink, {}),
            (TableSink, ref.TableSink, {"colour": True})]
@@ -30,7 +30,7 @@ def _bytes(cls, batches, **kw) -> str:
 
 
 def _scored(stream: str, **kw) -> list[Scored]:
-    choice = open_source(None, stream=stream, seed=0, **kw)
+    choice = open_source(SourceSpec(stream=stream, **kw), seed=0)
     mon = KeyedMonitor(seed=0)
     return [mon.process(b) for b in choice.source]
 

@@ -4,10 +4,10 @@ import io
 
 import numpy as np
 
-from monitor.alerts import AlertTracker, Span
-from monitor.metrics import PrequentialMetrics
-from monitor.pipeline import Scored
-from monitor.sinks import CHUNK, CsvSink, JsonlSink, TableSink
+from monitor.keyed.alerts import AlertTracker, Span
+from monitor.core.metrics import PrequentialMetrics
+from monitor.core.monitor import Scored
+from monitor.output.sinks import CHUNK, CsvSink, JsonlSink, TableSink
 
 
 def _scored(n: int, seed: int = 0) -> Scored:

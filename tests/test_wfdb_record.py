@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_formats import START, csv_text, readings, replay_cli
 
-from monitor.info import describe
+from monitor.app.describe_input import describe
 from streams import SourceError, detect, open_file
 from streams.wfdb_record import WfdbRecord, _quiet, _wfdb
 

@@ -97,7 +97,7 @@ class Dashboard:
 
     def hold(self, message: str = "the stream has ended; the dashboard stays up at {url} until Ctrl-C") -> int:
         """Keep serving until Ctrl-C or SIGTERM; returns the exit status (130 or 143)."""
-        from monitor.interrupts import Interrupts
+        from monitor.app.interrupts import Interrupts
         with Interrupts() as stop:
             try:
                 if self.note is not None:  # said once the handlers are in place: a signal may follow at once
@@ -112,9 +112,6 @@ class Dashboard:
 def live_summary(monitor, *, rejected: int, started: float, extra: dict | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> dict:
     """The summary a run would write now (the keys of --summary-json; header_lines unknown, None)."""
-    out = monitor.summary()
-    elapsed = clock() - started
-    out.update({"rejected": rejected, "header_lines": None, "interrupted": False, "elapsed_s": round(elapsed, 6),
-                "readings_per_s": round(out["readings"] / elapsed, 1) if elapsed > 0 else None})
-    out.update(extra or {})
-    return out
+    from monitor.app.summary import RunFacts, build_summary
+    facts = RunFacts(rejected=rejected, header_lines=None, elapsed=clock() - started)
+    return build_summary(monitor.summary(), facts, about=extra)

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from monitor.dashboard.state import WardState
-from monitor.pipeline import Scored
+from monitor.core.monitor import Scored
 
 __all__ = ["RedisFeed", "find_shards"]
 

@@ -10,7 +10,7 @@ Per key it keeps the last reading (time, value, p_abnormal, flag), counts, wheth
 open and since when, and a ring of the last ``ring`` readings for the sparkline.
 
 >>> import numpy as np
->>> from monitor.pipeline import Scored
+>>> from monitor.core.monitor import Scored
 >>> st = WardState(ring=4)
 >>> s = Scored(time=np.arange(6.0), x=np.array([[60.], [99.], [61.], [120.], [62.], [121.]]),
 ...            label=np.array([0, 1, 0, 1, 0, 1.]), p=np.array([.1, .9, .1, .95, .1, .97]),

@@ -32,7 +32,7 @@ class RedisCheckpoint:
 
     def load(self) -> dict | None:
         import torch
-        from monitor.checkpoint import CheckpointError
+        from monitor.state.checkpoint import CheckpointError
 
         blob = self.client.get(self.key)
         if blob is None:
@@ -57,10 +57,10 @@ class RedisCheckpoint:
 
 
 class FileCheckpoint:
-    """A checkpoint in a file (monitor.checkpoint, written atomically), then the XACK."""
+    """A checkpoint in a file (monitor.state.checkpoint, written atomically), then the XACK."""
 
     def __init__(self, *, client, stream: str, group: str, path: str, options: dict) -> None:
-        from monitor.checkpoint import Checkpoint
+        from monitor.state.checkpoint import Checkpoint
 
         self.client = client
         self.stream = stream
@@ -113,10 +113,5 @@ def open_store(checkpoint, *, client, stream: str, group: str, options: dict):
 
 
 def _check_options(saved: dict, now: dict, where: str) -> None:
-    from monitor.checkpoint import CheckpointError
-
-    diff = [f"{k} {saved.get(k)!r} (now {now.get(k)!r})" for k in sorted(set(saved) | set(now))
-            if saved.get(k) != now.get(k)]
-    if diff:
-        raise CheckpointError(f"checkpoint {where} was saved with other options: {', '.join(diff)}; "
-                              "rerun with the saved options, or delete it to start afresh")
+    from monitor.state.checkpoint import check_options
+    check_options(saved, now, where=where, afresh="delete it")

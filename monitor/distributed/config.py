@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from monitor.alerts import Span
+from monitor.keyed.alerts import Span
 
 if TYPE_CHECKING:  # models.learner imports torch: only where a network is built
     from models.learner import LearnerConfig
@@ -24,7 +24,7 @@ class ServeConfig:
     learner: LearnerConfig | None = None  # the network and optimiser (None: LearnerConfig())
     threshold: float = 91.0  # a reading above this many bpm is labelled abnormal
     seed: int = 0  # seed of the weights and of sampling
-    key_model: str = "shared"  # shared | per-key | shared-z | global (monitor.keyed)
+    key_model: str = "shared"  # shared | per-key | shared-z | global (monitor.keyed.keyed_monitor)
     max_keys: int | None = None  # keys kept per shard (None: all)
     alert_after: Span = field(default_factory=lambda: Span(seconds=60.0))  # abnormal this long opens an alert
     alert_clear: Span = field(default_factory=lambda: Span(seconds=120.0))  # normal this long closes it
@@ -36,7 +36,7 @@ class ServeConfig:
     step_batches: int = 8  # batches per call of a worker (never one reading per call)
 
     def monitor_kwargs(self) -> dict:
-        """The arguments of `monitor.keyed.KeyedMonitor`."""
+        """The arguments of `monitor.keyed.keyed_monitor.KeyedMonitor`."""
         from models.learner import LearnerConfig
 
         return dict(config=self.learner or LearnerConfig(), threshold=self.threshold, seed=self.seed,

@@ -60,7 +60,7 @@ class ShardConsumer:
 
     def __init__(self, *, client, stream: str, config: ServeConfig, checkpoint="redis", group: str = "monitor",
                  consumer: str | None = None, collect: str | None = None, defer_save: bool = False) -> None:
-        from monitor.keyed import KeyedMonitor
+        from monitor.keyed.keyed_monitor import KeyedMonitor
         from streams.redis_stream import RedisReadings
 
         self.client = client
@@ -156,7 +156,7 @@ class ShardConsumer:
         return len(batch)
 
     def _records_text(self, scored) -> str | None:
-        from monitor.sinks import JsonlSink
+        from monitor.output.sinks import JsonlSink
 
         if not len(scored) or not (self.writer.records or self.collect == "records"):
             return None

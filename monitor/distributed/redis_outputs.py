@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from monitor.pipeline import Scored
+from monitor.core.monitor import Scored
 
 __all__ = ["RecordWriter", "alert_ids", "export", "output_streams", "split_id", "ALERT_SLOTS"]
 

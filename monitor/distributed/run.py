@@ -119,7 +119,7 @@ def _report(summary: dict, spec: OutputSpec, what: str, interrupted: bool, error
 def _serve_with_outputs(url, target, streams, config, engine, outputs, note, single, state) -> tuple[dict, int | None]:
     """Serve under the signal handlers: (the summary, the signal that stopped it or None)."""
     from monitor.distributed.serve import serve
-    from monitor.interrupts import Interrupts
+    from monitor.app.interrupts import Interrupts
 
     summary = None
     with Interrupts() as interrupts:
@@ -138,12 +138,12 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpe
               state: str | None = None, stdout=None) -> int:
     """`monitor serve`, and `monitor replay redis://` (``single``: one stream, in this process, its
     checkpoint in the file ``state`` or in memory); returns the exit status (0, 130, 143)."""
-    from monitor.checkpoint import CheckpointError
+    from monitor.state.checkpoint import CheckpointError
     from monitor.distributed.connection import connect_or_fail
     from monitor.distributed.engines import RayNotes, start_ray
     from monitor.distributed.live_outputs import LiveOutputs
     from monitor.distributed.serve import InputError
-    from monitor.interrupts import Interrupts
+    from monitor.app.interrupts import Interrupts
 
     target, client = connect_or_fail(url, error)
     if engine.engine == "ray":

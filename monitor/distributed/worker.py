@@ -59,7 +59,7 @@ class ShardWorker:
         self.consumer = ShardConsumer(client=client, checkpoint=checkpoint, **self.kwargs)
 
     def _guard(self, fn) -> dict:
-        from monitor.checkpoint import CheckpointError
+        from monitor.state.checkpoint import CheckpointError
         from streams.batch import SourceError
         from streams.redis_stream import StreamMissing
 

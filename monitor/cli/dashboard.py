@@ -1,6 +1,6 @@
 """`monitor dashboard redis://...`, and the dashboard wrapped around a run of replay redis:// or serve.
 
-Registered on the `monitor` group by monitor.cli (this module does not import it); the work is
+Registered on the `monitor` group by monitor.cli.commands (this module does not import it); the work is
 in monitor.dashboard.
 """
 
@@ -11,7 +11,7 @@ from typing import Callable
 
 import click
 
-from monitor.options import CONTEXT, MonitorError, open_dashboard
+from monitor.cli.options import CONTEXT, MonitorError, open_dashboard
 
 __all__ = ["dashboard", "run_with_redis_dashboard"]
 

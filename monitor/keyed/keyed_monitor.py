@@ -41,11 +41,12 @@ import numpy as np
 from models.keyed_normaliser import KeyedNormaliser
 from models.learner import LearnerConfig, OnlineLearner
 from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
-from monitor.alerts import AlertTracker, Span
-from monitor.keytable import KeyTable, TooManyKeys
-from monitor.labels import DEFAULT_THRESHOLD, label
-from monitor.metrics import PrequentialMetrics
-from monitor.pipeline import Monitor, Scored
+from monitor.keyed.alerts import AlertTracker, Span
+from monitor.config import MonitorConfig
+from monitor.keyed.key_table import KeyTable, TooManyKeys
+from monitor.core.labels import DEFAULT_THRESHOLD, label
+from monitor.core.metrics import PrequentialMetrics
+from monitor.core.monitor import Monitor, Scored
 from streams import Batch
 
 __all__ = ["KeyedMonitor", "KEY_MODELS"]
@@ -58,20 +59,20 @@ class KeyedMonitor:
 
     Parameters
     ----------
-    config, threshold, seed, learn, flag_at, late_from, trace
+    config, threshold, seed, learn, late_from, trace
         As for `Monitor` (per-key networks are all built with ``seed``, so a key's network does not
-        depend on which other keys exist).
+        depend on which other keys exist); a reading is flagged when p > ``flag_at`` (0.5).
     model
         One of KEY_MODELS.
     max_keys
         Most keys kept at once; the least recently seen one is evicted (its state dropped) to make
         room. None: no bound.
     alert_after, alert_clear
-        Spans that open and close an alert episode (see `monitor.alerts`).
+        Spans that open and close an alert episode (see `monitor.keyed.alerts`).
     """
 
     def __init__(self, config: LearnerConfig | None = None, *, threshold: float = DEFAULT_THRESHOLD,
-                 seed: int = 0, learn: bool = True, flag_at: float = 0.5, late_from: int | None = None,
+                 seed: int = 0, learn: bool = True, late_from: int | None = None,
                  trace: bool = False, model: str = "shared", max_keys: int | None = None,
                  alert_after: Span = Span(seconds=60.0), alert_clear: Span = Span(seconds=120.0)) -> None:
         if model not in KEY_MODELS:
@@ -82,11 +83,10 @@ class KeyedMonitor:
         self.threshold = threshold
         self.seed = seed
         self.learn = learn
-        self.flag_at = flag_at
         self.model = model
         self.max_keys = max_keys
-        self.inner = Monitor(config, threshold=threshold, seed=seed, learn=learn, flag_at=flag_at,
-                             late_from=late_from, trace=trace)
+        self.inner = Monitor(config, threshold=threshold, seed=seed, learn=learn, late_from=late_from, trace=trace)
+        self.flag_at = self.inner.flag_at
         self.table = KeyTable(max_keys=max_keys)
         self.normaliser = KeyedNormaliser()
         self.alerts = AlertTracker(after=alert_after, clear=alert_clear)
@@ -96,13 +96,25 @@ class KeyedMonitor:
         self._counts = np.zeros((0, 3), dtype=np.int64)  # key id -> readings, flags, correct
         self.n_scored = 0
 
+    @classmethod
+    def from_config(cls, config: MonitorConfig, *, late_from: int | None = None,
+                    trace: bool = False) -> "KeyedMonitor":
+        """The monitor that a monitor.config.MonitorConfig describes."""
+        return cls(config.learner, threshold=config.threshold, seed=config.seed, learn=config.learn,
+                   late_from=late_from, trace=trace, model=config.key_model, max_keys=config.max_keys,
+                   alert_after=config.alert_after, alert_clear=config.alert_clear)
+
     def __repr__(self) -> str:
         return (f"KeyedMonitor(model={self.model!r}, keys={len(self.table)}, max_keys={self.max_keys}, "
                 f"evicted={self.table.n_evicted_}, readings={self.n_scored}, {self.alerts!r})")
 
-    def train_behind(self, lag: int | None = None) -> None:
-        """The shared network learns on a worker thread (live feeds): see Monitor.train_behind."""
-        self.inner.train_behind(lag)
+    def train_behind(self, lag=None, *, threaded: bool = True) -> None:
+        """The shared network learns behind the scores: see Monitor.train_behind."""
+        self.inner.train_behind(lag, threaded=threaded)
+
+    @property
+    def trains_behind(self) -> bool:
+        return self.inner.trains_behind and self.model != "per-key"
 
     # ------------------------------------------------------------------ processing
 

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from monitor.metrics import first_sustained
+from monitor.core.metrics import first_sustained
 
 __all__ = ["TREATMENTS", "STREAMS", "DEFAULT_PASSES", "WINDOW", "FINAL_STEPS", "PLAIN", "AblationRun",
            "ablate", "format_table", "run_ablate"]
@@ -83,7 +83,7 @@ class AblationRun:
 
 def _run(batches: Sequence, passes: int, treatment: str, stream: str, *, config, seed: int,
          threshold: float, last: int) -> AblationRun:
-    from monitor.pipeline import Monitor
+    from monitor.core.monitor import Monitor
 
     normalise, batchnorm = TREATMENTS[treatment]
     mon = Monitor(config.with_(normalise=normalise, batchnorm=batchnorm), threshold=threshold, seed=seed,
@@ -160,32 +160,36 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot, quiet,
-               error: Callable[[str], Exception]) -> int:
-    """The `monitor ablate` command: read the series, run the ablation, print the table, plot."""
+def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot, quiet) -> int:
+    """The `monitor ablate` command: read the series, run the ablation, print the table, plot.
+
+    Errors are raised as monitor.errors.MonitorError (one line, exit status 2).
+    """
     from models.learner import LearnerConfig
-    from monitor.sources import open_source
+    from monitor.errors import MonitorError
+    from monitor.app.sources import SourceSpec, open_source
     from streams import SourceError
 
     import torch
     torch.set_num_threads(1)  # tiny networks: one thread is fastest and leaves the other core free
 
     if plot:
-        from monitor.plots import PlotUnavailable, require_matplotlib
+        from monitor.lab.plots import PlotUnavailable, require_matplotlib
         try:
             require_matplotlib()
         except PlotUnavailable as e:
-            raise error(str(e))
+            raise MonitorError(str(e))
     note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
-    choice = open_source(file, stream=None if file else "sample", column=column, on_note=note)
+    spec = SourceSpec(file=file, stream=None if file else "sample", column=column, valid_range=None)
+    choice = open_source(spec, on_note=note)
     try:
         series = list(choice.source)
     except SourceError as e:
-        raise error(str(e))
+        raise MonitorError(str(e))
     rejected = sum(len(b.rejected) for b in series)
     n = sum(len(b) for b in series)
     if n == 0:
-        raise error(f"no readings in {choice.name} ({rejected} lines rejected)")
+        raise MonitorError(f"no readings in {choice.name} ({rejected} lines rejected)")
     name = "the shipped sample" if file is None else choice.name
     note(f"heart rate from {name}: {n} readings ({rejected} lines rejected), {passes} passes; "
          f"circles: {n * passes} readings; setting: {'plain' if plain else 'learner defaults'}")
@@ -198,11 +202,11 @@ def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot,
     else:
         print(format_table(rows))
     if plot:
-        from monitor.plots import plot_ablation
+        from monitor.lab.plots import plot_ablation
         title = f"{name}, {passes} passes, seed {seed}" + (", plain setting" if plain else "")
         try:
             plot_ablation(runs, plot, title=title)
         except OSError as e:
-            raise error(f"cannot write {plot}: {e.strerror or e}")
+            raise MonitorError(f"cannot write {plot}: {e.strerror or e}")
         note(f"wrote {plot}")
     return 0

@@ -22,7 +22,7 @@ True
 >>> Checkpoint(path, options={"hidden": 32, "threshold": 91.0}).load()  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-monitor.checkpoint.CheckpointError: checkpoint ...state.pt was saved with other options: hidden 16 (now 32); ...
+monitor.state.checkpoint.CheckpointError: checkpoint ...state.pt was saved with other options: hidden 16 (now 32); ...
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import signal
 import warnings
 from pathlib import Path
 
-__all__ = ["Checkpoint", "CheckpointError", "FORMAT", "VERSION", "write_atomic"]
+__all__ = ["Checkpoint", "CheckpointError", "FORMAT", "VERSION", "check_options", "write_atomic"]
 
 FORMAT = "monitor-checkpoint"
 VERSION = 2  # 2: a file position carries the sha256 of the input bytes before its offset
@@ -71,6 +71,25 @@ def write_atomic(path: str | os.PathLike, obj: dict, *, before_rename=None) -> N
         pass
     finally:
         os.close(fd)
+
+
+def check_options(saved: dict, now: dict, *, where: str, keys=None, afresh: str = "give another --state") -> None:
+    """Refuse (CheckpointError, one line) a checkpoint whose options differ from the run's, naming each.
+
+    The one option diff of the monitor: file checkpoints and Redis ones (monitor.redis_io) say it
+    alike; ``keys`` limits the comparison, ``afresh`` says how to start afresh instead.
+
+    >>> check_options({"hidden": 8, "seed": 0}, {"hidden": 16, "seed": 0}, where="s.pt")
+    Traceback (most recent call last):
+    ...
+    monitor.state.checkpoint.CheckpointError: checkpoint s.pt was saved with other options: hidden 8 (now 16); rerun with the saved options, or give another --state to start afresh
+    """
+    names = keys if keys is not None else sorted(set(saved) | set(now))
+    diff = [f"{k} {saved.get(k, '(unset)')!r} (now {now.get(k, '(unset)')!r})"
+            for k in names if saved.get(k) != now.get(k)]
+    if diff:
+        raise CheckpointError(f"checkpoint {where} was saved with other options: {', '.join(diff)}; "
+                              f"rerun with the saved options, or {afresh} to start afresh")
 
 
 class Checkpoint:
@@ -133,14 +152,8 @@ class Checkpoint:
         state = self.read()
         if state is None:
             return None
-        saved = state.get("options", {})
-        names = keys if keys is not None else sorted(set(saved) | set(self.options))
-        diff = [f"{k} {saved.get(k, '(unset)')!r} (now {self.options.get(k, '(unset)')!r})"
-                for k in names if saved.get(k) != self.options.get(k)]
-        if diff:
-            raise CheckpointError(
-                f"checkpoint {self.path} was saved with other options: {', '.join(diff)}; "
-                "rerun with the saved options, or give another --state to start afresh")
+        check_options(state.get("options", {}), self.options, where=str(self.path), keys=keys,
+                      afresh="give another --state")
         return state
 
     def save(self, payload: dict) -> None:

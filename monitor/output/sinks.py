@@ -1,10 +1,10 @@
 """Where records go: JSON Lines (default off a terminal), CSV, or a readable table.
 
-Each sink formats a whole Scored batch at once, a column at a time (see monitor.numtext: the bytes
+Each sink formats a whole Scored batch at once, a column at a time (see monitor.output.number_text: the bytes
 are those of repr / "%.6f" / str.format per field), and writes it with one call.
 
 >>> import io, numpy as np
->>> from monitor.pipeline import Scored
+>>> from monitor.core.monitor import Scored
 >>> s = Scored(time=np.array([0.0, 0.5]), x=np.array([[80.0], [95.5]]), label=np.array([0.0, 1.0]),
 ...            p=np.array([0.01, 0.987654321]), flag=np.array([False, True]), line=np.array([2, 3]))
 >>> out = io.StringIO()
@@ -27,8 +27,8 @@ from typing import TextIO
 
 import numpy as np
 
-from monitor.numtext import choose, fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
-from monitor.pipeline import Scored
+from monitor.output.number_text import choose, fixed_text, int_text, join_rows, pad_left, repr_text, strings_text
+from monitor.core.monitor import Scored
 
 __all__ = ["JsonlSink", "CsvSink", "TableSink", "make_sink", "FORMATS", "CHUNK"]
 

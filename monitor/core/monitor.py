@@ -19,8 +19,8 @@ import numpy as np
 
 from models.learner import LearnerConfig, OnlineLearner
 from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
-from monitor.labels import DEFAULT_THRESHOLD, label
-from monitor.metrics import PrequentialMetrics
+from monitor.core.labels import DEFAULT_THRESHOLD, label
+from monitor.core.metrics import PrequentialMetrics
 from streams import Batch
 
 __all__ = ["Scored", "Monitor", "Trace"]
@@ -37,7 +37,7 @@ class Scored:
     flag: np.ndarray  # (n,) bool, p > flag_at
     line: np.ndarray  # (n,) int64 source line numbers
     key: np.ndarray | None = None
-    alerts: tuple = ()  # alert records (dicts) that these readings opened or closed, see monitor.alerts
+    alerts: tuple = ()  # alert records (dicts) that these readings opened or closed, see monitor.keyed.alerts
 
     def __len__(self) -> int:
         return len(self.p)
@@ -89,16 +89,25 @@ class Monitor:
         self.trace = Trace() if trace else None
         self.n_scored = 0
         self.n_nan_scores = 0  # readings the network could not score (p set to 0.5)
-        self.train_lag: int | None = None  # set by train_behind: learning on a worker thread
+        self.train_lag = None  # set by train_behind: scores lag the learning (int or Lag)
+        self._threaded = True  # ... and learning runs on a worker thread
 
-    def train_behind(self, lag: int | None = None) -> None:
-        """Learn on a worker thread from now on, off the scoring path (live feeds; monitor.background).
+    def train_behind(self, lag=None, *, threaded: bool = True) -> None:
+        """Learn on a worker thread from now on, off the scoring path (monitor.core.background_learner).
 
-        Scores become those of the model ``lag`` readings behind; they stay the same whatever the timing.
+        Scores become those of the model ``lag`` readings behind (an int, or a `monitor.core.background_learner.Lag`
+        schedule; default: growing with the stream); they stay the same whatever the timing, and with
+        ``threaded=False`` (training inline, for files: the same scores without a thread).
         """
-        from monitor.background import DEFAULT_LAG
-        self.train_lag = DEFAULT_LAG if lag is None else lag
+        from monitor.core.background_learner import Lag
+        self.train_lag = Lag() if lag is None else lag
+        self._threaded = threaded
         self._wrap()
+
+    @property
+    def trains_behind(self) -> bool:
+        """Learning runs on a worker thread (see `train_behind`)."""
+        return bool(self.train_lag) and self.learn and self._threaded
 
     def _catch_up(self) -> None:
         """Wait for the training worker (if any) and take the losses of its last steps."""
@@ -111,9 +120,9 @@ class Monitor:
                 self.trace.loss_at += [self.learner.n_seen_] * len(losses)
 
     def _wrap(self) -> None:
-        from monitor.background import BackgroundLearner
+        from monitor.core.background_learner import BackgroundLearner
         if self.train_lag and self.learn and isinstance(self.learner, OnlineLearner):
-            self.learner = BackgroundLearner(self.learner, lag=self.train_lag)
+            self.learner = BackgroundLearner(self.learner, lag=self.train_lag, threaded=self._threaded)
 
     def __repr__(self) -> str:
         return (f"Monitor(threshold={self.threshold}, learn={self.learn}, seed={self.seed}, "
@@ -208,10 +217,12 @@ class Monitor:
         return out
 
     def state_dict(self) -> dict:
-        """The learner, both metrics, the recent losses and the counts (see monitor.checkpoint)."""
+        """The learner, both metrics, the recent losses and the counts (see monitor.state.checkpoint)."""
         self._catch_up()
+        lagged = getattr(self.learner, "lag_state", None)
         return {"threshold": self.threshold, "seed": self.seed, "late_from": self.late_from,
                 "learner": None if self.learner is None else self.learner.state_dict(),
+                "lagged": None if lagged is None else lagged(),  # models still to score (train_behind)
                 "metrics": self.metrics.state_dict(), "metrics_late": self.metrics_late.state_dict(),
                 "recent_losses": list(self.recent_losses), "n_scored": self.n_scored,
                 "n_nan_scores": self.n_nan_scores}
@@ -227,6 +238,8 @@ class Monitor:
             learner.load_state_dict(state["learner"])
             self.learner = learner
             self._wrap()
+            if state.get("lagged") is not None and hasattr(self.learner, "load_lag_state"):
+                self.learner.load_lag_state(state["lagged"])
         if model_only:
             return
         self.metrics.load_state_dict(state["metrics"])

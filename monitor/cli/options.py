@@ -1,7 +1,10 @@
 """What the `monitor` commands share: context settings, option groups, the user-error type.
 
-A leaf module: it imports only click (heavy imports inside functions), so `monitor.cli`,
-`monitor.cli_dist` and `monitor.cli_dashboard` use it without importing each other.
+MonitorError is monitor.errors.MonitorError (re-exported here): the application raises it, the
+`monitor` group turns it into one line and its exit status (see monitor.cli.commands).
+
+A leaf module: it imports only click and monitor.errors (heavy imports inside functions), so `monitor.cli.commands`,
+`monitor.cli_dist` and `monitor.cli.dashboard` use it without importing each other.
 """
 
 from __future__ import annotations
@@ -13,20 +16,13 @@ import sys
 
 import click
 
+from monitor.errors import MonitorError
+
 __all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "dashboard_option",
            "open_dashboard", "span", "learner_config", "redis_wait_options"]
 
 FORMATS_IN = ("csv", "fitbit", "apple-health", "wfdb", "fhir", "tcx", "fit")  # streams.formats.FORMATS, not imported
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class MonitorError(click.ClickException):
-    """A user error: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def __init__(self, message: str) -> None:  # names from the data may hold control characters
-        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message))
 
 
 def model_options(f: Callable) -> Callable:
@@ -115,8 +111,8 @@ def open_dashboard(spec: str, *, source: str, quiet: bool):
 
 
 def span(text: str, option: str):
-    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.alerts.Span; bad text is a usage error."""
-    from monitor.alerts import Span
+    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.keyed.alerts.Span; bad text is a usage error."""
+    from monitor.keyed.alerts import Span
     try:
         return Span.parse(text)
     except ValueError as e:

@@ -9,17 +9,19 @@ import sys
 import click
 
 from monitor import __version__
-from monitor.cli_dashboard import dashboard as dashboard_command
+from monitor.cli.dashboard import dashboard as dashboard_command
 from monitor.cli_dist import publish, replay_redis, serve
-from monitor.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
+from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
+from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
                              model_options, open_dashboard, redis_wait_options, span)
 
 __all__ = ["main", "MonitorError"]
 
 
 class _Group(click.Group):
-    """click's group, but Ctrl-C before a command installs its own handling (during the imports of
-    torch and pandas) exits 130 as a signal should, not 1 with "Aborted!"."""
+    """click's group, with the application's errors (monitor.errors) turned into one line and their exit
+    status (2 usage or input, 1 runtime failure), and Ctrl-C before a command installs its own handling
+    (during the imports of torch and pandas) exiting 130 as a signal should, not 1 with "Aborted!"."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -27,6 +29,10 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             sys.stderr.write("monitor: interrupted\n")
             sys.exit(130)
+        except MonitorError as e:  # the application's error, turned into one line and its exit status here
+            failure = click.ClickException(e.message)
+            failure.exit_code = e.exit_code
+            raise failure from None
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -118,47 +124,92 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
       monitor replay hr.csv --out f.jsonl --state s.pt   resumable: rerun after a crash to go on
       monitor replay redis://127.0.0.1:6379/ward --until-idle   a Redis stream (see monitor publish)
     """
-    if file is not None and file.startswith("redis://"):
-        from monitor.distributed.config import EngineSpec, OutputSpec, ServeConfig
-        config = ServeConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
-                             threshold=threshold, seed=seed, key_model=key_model, max_keys=max_keys,
-                             alert_after=span(alert_after, "--alert-after"),
-                             alert_clear=span(alert_clear, "--alert-clear"), checkpoint_every=checkpoint_every)
-        spec = OutputSpec(out=out, alerts=alerts_path, alerts_only=alerts_only, summary_json=summary_json, quiet=quiet)
-        replay_redis(file, config, EngineSpec(engine="local", wait=wait, retry_for=retry_for, until_idle=until_idle),
-                     spec, state=state, dashboard=dashboard, hold=dashboard_hold)
-    if wait:
-        raise click.UsageError("--wait is for a redis:// input")
     if file is None and stream is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a FILE, - for standard input, or --stream sample|circles|synthetic")
         file = "-"
     if file is not None and stream is not None:
         raise click.UsageError(f"give either FILE ({file}) or --stream {stream}, not both")
+    _refuse_options_that_do_not_apply(click.get_current_context(), file, stream)
     if not no_range_check and not min_bpm < max_bpm:
         raise click.BadParameter(f"--min ({min_bpm:g}) must be below --max ({max_bpm:g})", param_hint="--min")
     if state and out and os.path.abspath(state) == os.path.abspath(out):
         raise click.UsageError("--state and --out must be different files")
-    config = learner_config(hidden, lr, batch_size, normalise, batchnorm, loss)
-    keys = dict(key_column=key_column, key_model=key_model, max_keys=max_keys, patients=patients,
-                alert_after=span(alert_after, "--alert-after"), alert_clear=span(alert_clear, "--alert-clear"),
-                alerts_path=alerts_path, alerts_only=alerts_only)
-    from monitor.commands import run_replay
-    dash = open_dashboard(dashboard, source=file or stream, quiet=quiet) if dashboard else None
+    run = ReplayConfig(
+        source=SourceSpec(file=file, stream=stream, n=n, patients=patients, format_in=format_in, column=column,
+                          time_column=time_column, label_column=label_column, key_column=key_column,
+                          valid_range=None if no_range_check else (min_bpm, max_bpm), max_line=max_line),
+        monitor=MonitorConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
+                              threshold=threshold, seed=seed, learn=learn, key_model=key_model, max_keys=max_keys,
+                              alert_after=span(alert_after, "--alert-after"),
+                              alert_clear=span(alert_clear, "--alert-clear")),
+        output=OutputSpec(fmt=fmt, out=out, alerts=alerts_path, alerts_only=alerts_only, rejects=rejects_path,
+                          summary_json=summary_json, plot=plot, quiet=quiet),
+        state=state, checkpoint_every=checkpoint_every, strict=strict, speed=speed, max_gap=max_gap)
+    if run.source.is_redis:
+        from monitor.distributed.config import EngineSpec
+        engine = EngineSpec(engine="local", wait=wait, retry_for=retry_for, until_idle=until_idle)
+        _replay_redis(run, engine, dashboard=dashboard, dashboard_hold=dashboard_hold)
+    sys.exit(_replay_file(run, dashboard=dashboard, dashboard_hold=dashboard_hold))
+
+
+# Options of `replay` that only some inputs use: given for another input, they are refused (one line, exit 2).
+_REDIS_ONLY = ("until_idle", "wait", "retry_for")
+_NOT_FOR_REDIS = ("n", "column", "time_column", "label_column", "format_in", "key_column", "patients", "fmt",
+                  "speed", "max_gap", "plot", "rejects_path", "strict", "min_bpm", "max_bpm", "no_range_check",
+                  "max_line", "learn")
+_GENERATED = {"n": ("circles", "synthetic", "ward"), "patients": ("ward",)}
+
+
+def _refuse_options_that_do_not_apply(ctx: click.Context, file: str | None, stream: str | None) -> None:
+    """A MonitorError naming the first option given on the command line that this input does not use."""
+    from click.core import ParameterSource
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    def flag(name: str) -> str:
+        param = next(p for p in ctx.command.params if p.name == name)
+        if getattr(param, "secondary_opts", None) and ctx.params[name] is False:
+            return param.secondary_opts[0]
+        return max(param.opts, key=len)
+
+    redis = file is not None and file.startswith("redis://")
+    for name in _NOT_FOR_REDIS if redis else _REDIS_ONLY:
+        if given(name):
+            if redis:
+                raise MonitorError(f"{flag(name)} does not apply to a redis:// input (it reads readings, keys "
+                                   "and labels as published)")
+            raise MonitorError(f"{flag(name)} is for a redis:// input, not a file, standard input or a built-in stream")
+    for name, streams in _GENERATED.items():
+        if not redis and given(name) and stream not in streams:
+            raise MonitorError(f"{flag(name)} applies to --stream {' or '.join(streams)} only")
+
+
+def _replay_redis(run: ReplayConfig, engine, *, dashboard: str | None, dashboard_hold: bool) -> None:
+    """`monitor replay redis://...`: one consumer in this process (monitor.distributed; exits)."""
+    from monitor.distributed.config import OutputSpec as ServeOutputs, ServeConfig
+    mon, out = run.monitor, run.output
+    config = ServeConfig(learner=mon.learner, threshold=mon.threshold, seed=mon.seed, key_model=mon.key_model,
+                         max_keys=mon.max_keys, alert_after=mon.alert_after, alert_clear=mon.alert_clear,
+                         checkpoint_every=run.checkpoint_every)
+    outputs = ServeOutputs(out=out.out, alerts=out.alerts, alerts_only=out.alerts_only,
+                           summary_json=out.summary_json, quiet=out.quiet)
+    replay_redis(run.source.file, config, engine, outputs, state=run.state, dashboard=dashboard, hold=dashboard_hold)
+
+
+def _replay_file(run: ReplayConfig, *, dashboard: str | None, dashboard_hold: bool) -> int:
+    """`monitor replay FILE` (or -, or --stream), with its dashboard if asked: the exit status."""
+    from monitor.app.replay_run import run_replay
+    dash = open_dashboard(dashboard, source=run.source.name, quiet=run.output.quiet) if dashboard else None
     try:
-        code = run_replay(file=file, stream=stream, n=n, column=column, time_column=time_column,
-                          label_column=label_column, format_in=format_in, threshold=threshold, seed=seed,
-                          config=config, fmt=fmt, out=out, summary_json=summary_json, speed=speed, quiet=quiet,
-                          error=MonitorError, rejects_path=rejects_path, strict=strict,
-                          valid_range=None if no_range_check else (min_bpm, max_bpm), state=state,
-                          checkpoint_every=checkpoint_every, learn=learn, plot=plot, dashboard=dash,
-                          max_line=max_line, max_gap=max_gap, **keys)
+        code = run_replay(run, dashboard=dash)
         if dash is not None and dashboard_hold and code not in (130, 143):
             code = dash.hold()  # the page stays up after a finite stream, until Ctrl-C or SIGTERM
     finally:
         if dash is not None:
             dash.__exit__(None, None, None)
-    sys.exit(code)
+    return code
 
 
 @main.command(context_settings=CONTEXT)
@@ -196,9 +247,9 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
       monitor ablate hr.csv --format json     your own series, rows as JSON
       monitor ablate --plain                  textbook training: no replay, no warm-up
     """
-    from monitor.ablate import run_ablate
+    from monitor.lab.ablate import run_ablate
     sys.exit(run_ablate(file=file, column=column, passes=passes, seed=seed, threshold=threshold, loss=loss,
-                        plain=plain, fmt=fmt, plot=plot, quiet=quiet, error=MonitorError))
+                        plain=plain, fmt=fmt, plot=plot, quiet=quiet))
 
 
 @main.command(context_settings=CONTEXT)
@@ -232,7 +283,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
       monitor info export.xml.gz --threshold 100
       monitor info record.hea --column PULSE
     """
-    from monitor.info import describe, format_info
+    from monitor.app.describe_input import describe, format_info
     from streams import SourceError
 
     try:
@@ -244,8 +295,8 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli_dashboard, which do not import
-main.add_command(serve)  # this module (their shared helpers are in monitor.options)
+main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli.dashboard, which do not import
+main.add_command(serve)  # this module (their shared helpers are in monitor.cli.options)
 main.add_command(dashboard_command)
 
 

@@ -10,7 +10,7 @@ a model scoring NaN. ``check_replay_state`` refuses all of those with one line n
 ...                     "header_lines": 0}}, "s.pt", file_source=False)
 Traceback (most recent call last):
 ...
-monitor.checkpoint.CheckpointError: checkpoint s.pt is damaged or was edited: position.line is -3, expected an integer >= 1; give another --state to start afresh
+monitor.state.checkpoint.CheckpointError: checkpoint s.pt is damaged or was edited: position.line is -3, expected an integer >= 1; give another --state to start afresh
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-from monitor.checkpoint import CheckpointError
+from monitor.state.checkpoint import CheckpointError
 
 __all__ = ["check_replay_state"]
 

@@ -1,0 +1,1 @@
+"""The replay application: settings to source, loop, summary; pacing, signals, progress."""

@@ -1,0 +1,1 @@
+"""The monitor itself: label, score, learn, metrics, batch by batch (test-then-train)."""

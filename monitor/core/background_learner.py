@@ -1,0 +1,279 @@
+"""Training off the scoring path: a learner trained on a worker thread, with deterministic scores.
+
+On a live feed a training step (16 of them per mini-batch during the warm-up) used to run between
+two readings, and every reading behind it waited. `BackgroundLearner` hands learning to a worker
+thread and scores with a frozen copy of the model (``OnlineLearner.frozen``). Which copy scores
+which reading does not depend on timing: the model after a mini-batch step over readings
+``0 .. e - 1`` scores readings from ``e + lag`` on (``lag`` readings later). The scorer waits for the
+worker only when that step has not finished by then. The learner itself sees exactly the readings,
+in the same order, as without the worker, so its state (and a checkpoint of it) is the same; only
+the scores lag behind by ``lag`` readings.
+
+torch releases the GIL inside its operations, so the scoring thread gets in between the worker's
+steps; the worker's Python code between them is short.
+
+>>> import numpy as np
+>>> from models.learner import LearnerConfig, OnlineLearner
+>>> bg = BackgroundLearner(OnlineLearner(LearnerConfig(), seed=0), lag=8)
+>>> x = np.linspace(80, 100, 40).reshape(-1, 1); y = (x[:, 0] > 91).astype(float)
+>>> i = 0
+>>> while i < 40:
+...     k = min(bg.room(), 40 - i)
+...     p = bg.predict_proba_many(x[i:i + k])
+...     _ = bg.learn_many(x[i:i + k], y[i:i + k])
+...     i += k
+>>> _ = bg.drain(); bg.n_seen_, bg.n_steps_ > 0
+(40, True)
+>>> bg.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import bisect
+import threading
+from collections import deque
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.learner import FrozenScorer, OnlineLearner
+
+__all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
+
+DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How many readings after a step over readings ``0 .. e - 1`` its model starts scoring.
+
+    ``lag(e) = min(most, max(least, e // growth))``: a few readings early (the model changes fast and a
+    stale one costs accuracy), growing with the stream like the mini-batches, up to ``most`` (room for
+    the training thread to run a whole large step while the scoring thread parses, scores and writes).
+    ``e + lag(e)`` never decreases, so a step not finished yet scores from ``done + 1 + lag(done + 1)``
+    at the earliest. ``Lag.fixed(n)`` is the constant lag n.
+
+    >>> lag = Lag()
+    >>> [lag(e) for e in (0, 100, 2000, 10_000, 1_000_000)]
+    [1, 1, 31, 156, 256]
+    """
+
+    least: int = 1  # readings, at least 1
+    growth: int = 64  # lag ~= readings seen / growth in between (sample and synthetic streams, seeds 0-2:
+    # 64 loses at most 1 reading of accuracy to the synchronous model, 16 loses 4 to 6)
+    most: int = 256  # readings (0.26 s at 1,000 lines/s: room for a warm-up's 16 steps on a loaded machine)
+
+    def __post_init__(self) -> None:
+        if self.least < 1 or self.growth < 1 or self.most < self.least:
+            raise ValueError(f"a lag needs 1 <= least <= most and growth >= 1, got {self}")
+
+    @classmethod
+    def fixed(cls, n: int) -> "Lag":
+        return cls(least=n, growth=1 << 62, most=n)
+
+    def __call__(self, e: int) -> int:
+        return min(self.most, max(self.least, e // self.growth))
+
+    def last_end(self, i: int) -> int:
+        """The largest step end e whose model scores reading i or earlier (e + lag(e) <= i); -1 if none."""
+        lo, hi = -1, i  # e + lag(e) is increasing: bisect on it
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if mid + self(mid) <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+
+class BackgroundLearner:
+    """An OnlineLearner trained on a worker thread; see the module docstring.
+
+    Parameters
+    ----------
+    learner
+        The learner; the worker owns it from now on (read it only after `drain`).
+    lag
+        Readings after a mini-batch's last one from which its step's model scores: a number (at
+        least 1) or a `Lag` schedule (the default: growing with the stream).
+    threaded
+        False: no worker; each `learn_many` trains at once on the calling thread. The scores are the
+        same as with the worker (a file replayed gives the records of the same readings read live),
+        without the threads' contention for the GIL: a step of this small network is mostly Python.
+    """
+
+    def __init__(self, learner: OnlineLearner, *, lag: "int | Lag | None" = None, threaded: bool = True) -> None:
+        if isinstance(lag, int) and lag < 1:
+            raise ValueError(f"lag must be at least 1 reading, got {lag}")
+        self.learner = learner
+        self.config = learner.config  # frozen: safe to read while the worker trains
+        self.lag = Lag() if lag is None else Lag.fixed(lag) if isinstance(lag, int) else lag
+        self.n_seen_ = learner.n_seen_  # readings handed over (scored, then queued for learning)
+        self._done = learner.n_seen_  # readings the worker has learned from
+        self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
+        self._snaps: list[FrozenScorer] = [learner.frozen()]
+        self._jobs: deque = deque()
+        self._losses: list[float] = []
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._work, name="monitor-training", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)  # a worker still inside torch at exit aborts the interpreter
+
+    def __repr__(self) -> str:
+        return f"BackgroundLearner(lag={self.lag}, seen={self.n_seen_}, learned={self._done}, {self.learner!r})"
+
+    # -- the scoring side ----------------------------------------------------------------------
+    def _ready(self, upto: int) -> None:
+        """Wait until the worker has learned from the first `upto` readings (or failed)."""
+        with self._cond:
+            while self._done < upto and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+    def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
+        """Readings from the next one on that one snapshot scores (waits for training if it must).
+
+        x and y (the readings to come) are not needed: the worker finds the learner's early steps
+        itself, and their models score from `lag` readings later like any other step's."""
+        i = self.n_seen_
+        self._ready(self.lag.last_end(i))  # every step whose model scores reading i has been published
+        with self._cond:
+            j = bisect.bisect_right(self._from, i)  # the snapshots from j on start after reading i
+            e = self._done + 1
+            unknown = e + self.lag(e)  # a step not published yet scores from here at the earliest
+            nxt = min(self._from[j], unknown) if j < len(self._from) else unknown
+            self._drop_before(j - 1)
+        return nxt - i
+
+    def _drop_before(self, k: int) -> None:
+        if k > 0:
+            del self._from[:k], self._snaps[:k]
+
+    def predict_proba_many(self, x: np.ndarray) -> np.ndarray:
+        """Scores of the next readings; call with at most `room()` of them."""
+        with self._cond:
+            snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
+        return snap.predict_proba_many(x)
+
+    def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
+        """Queue scored readings for the worker; returns the losses of the steps finished since."""
+        if self._thread is None:  # inline: learn now, on this thread
+            self.n_seen_ += len(x)
+            self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+            losses, self._losses = self._losses, []
+            return losses
+        with self._cond:
+            if self._error is not None:
+                raise self._error
+            self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64)))
+            self.n_seen_ += len(x)
+            losses, self._losses = self._losses, []
+            self._cond.notify_all()
+        return losses
+
+    def drain(self) -> list[float]:
+        """Wait for every queued reading to be learned; the losses not yet returned."""
+        self._ready(self.n_seen_)
+        with self._cond:
+            losses, self._losses = self._losses, []
+        return losses
+
+    def close(self) -> None:
+        """Stop the worker (after the queued readings)."""
+        if self._thread is None:
+            return
+        atexit.unregister(self.close)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    # -- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                x, y = self._jobs.popleft()
+            try:
+                self._learn(x, y)
+            except BaseException as e:  # handed to the scoring thread, which raises it
+                with self._cond:
+                    self._error = e
+                    self._cond.notify_all()
+                return
+
+    def _learn(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Learn from readings (n, d) and labels (n,) piece by piece, publishing each step's model."""
+        ln = self.learner
+        i = 0
+        while i < len(x):
+            room = ln.room(x[i:], y[i:])  # ends early after a reading the model got wrong
+            k = min(room, len(x) - i)
+            losses = ln.learn_many(x[i:i + k], y[i:i + k])
+            i += k
+            stepped = k == room  # the mini-batch filled: normaliser and weights moved
+            with self._cond:
+                self._losses += losses
+                if stepped:
+                    self._from.append(ln.n_seen_ + self.lag(ln.n_seen_))
+                    self._snaps.append(ln.frozen())
+                self._done += k
+                self._cond.notify_all()
+
+    # -- what the monitor reads ------------------------------------------------------------------
+    def __getattr__(self, name: str):
+        """Counters, config and state of the learner, once the worker has caught up."""
+        if name.startswith("__") or name in ("learner", "_cond", "config"):
+            raise AttributeError(name)
+        self.drain()
+        return getattr(self.learner, name)
+
+    def state_dict(self) -> dict:
+        self.drain()
+        return self.learner.state_dict()
+
+    def lag_state(self) -> dict:
+        """The models that score readings from `n_seen_` on (the one in effect first), for a checkpoint:
+        a resumed run scores with them as the uninterrupted run would have."""
+        self.drain()
+        j = bisect.bisect_right(self._from, self.n_seen_) - 1
+        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]]}
+
+    def load_lag_state(self, state: dict) -> None:
+        """Take the models of `lag_state` (saved with the learner this one wraps)."""
+        self.drain()
+        self._from = [int(v) for v in state["starts"]]
+        self._snaps = [_snap_from(m) for m in state["models"]]
+
+
+def _snap_state(snap: FrozenScorer) -> dict:
+    """A FrozenScorer as tensors and plain values (loadable with torch.load(weights_only=True))."""
+    import torch
+
+    sc = snap.scorer
+    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))  # noqa: E731
+    return {"w1": t(sc.w1), "b1": t(sc.b1), "w2": t(sc.w2), "b2": t([sc.b2]), "relu": sc.act == "relu",
+            "bn_scale": t(None if sc.bn is None else sc.bn[0]), "bn_shift": t(None if sc.bn is None else sc.bn[1]),
+            "centre": t(snap.centre), "inv_scale": t(snap.inv_scale), "normalise": snap.normalise,
+            "n_seen": int(snap.n_seen)}
+
+
+def _snap_from(d: dict) -> FrozenScorer:
+    from models.network import NumpyScorer
+
+    a = lambda v: None if v is None else v.numpy().astype(np.float64)  # noqa: E731
+    sc = NumpyScorer.__new__(NumpyScorer)
+    sc.w1, sc.b1, sc.w2, sc.b2 = a(d["w1"]), a(d["b1"]), a(d["w2"]), float(a(d["b2"])[0])
+    sc.act = "relu" if d["relu"] else "tanh"
+    sc.bn = None if d["bn_scale"] is None else (a(d["bn_scale"]), a(d["bn_shift"]))
+    return FrozenScorer(sc, a(d["centre"]), a(d["inv_scale"]), normalise=bool(d["normalise"]), n_seen=int(d["n_seen"]))

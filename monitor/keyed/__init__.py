@@ -1,0 +1,1 @@
+"""Many patients in one stream: the keyed monitor, its key table, alert episodes."""

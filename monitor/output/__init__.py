@@ -1,0 +1,1 @@
+"""Record writers (JSON Lines, CSV, table) and the number formatting behind them."""

@@ -1,0 +1,1 @@
+"""Checkpoints: written atomically, checked field by field, one run at a time (the lock)."""
