@@ -4,8 +4,8 @@
 network, normaliser, buffer and Adam trainer the monitor runs: by default
 ``RunningNormaliser -> BatchRenorm1d -> Linear -> ReLU -> Linear``); it only maps river's dicts and
 DataFrames to rows of a fixed width and river's labels to 0.0/1.0. The learner takes its
-optimiser steps in numpy (`models.numpy_step.NumpyStepLearner`: the same step as torch's, to
-float rounding, several times cheaper on a network this small).
+optimiser steps with a hand-written gradient in torch ops (`models.manual_step.ManualStepLearner`:
+the autograd step to float rounding, cheaper on a network this small).
 
 >>> from river import datasets, evaluate, metrics, preprocessing
 >>> model = preprocessing.StandardScaler() | OnlineMLPClassifier(seed=0)
@@ -48,7 +48,7 @@ from river import base
 
 from models.learner import LearnerConfig, OnlineLearner
 from models.network import NetworkConfig
-from models.numpy_step import NumpyStepLearner
+from models.manual_step import ManualStepLearner
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -242,7 +242,7 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
                                min_batch=self.min_batch, warm_steps=self.warm_steps, normalise=self.normalise,
                                batchnorm=self.batchnorm, prior=self.prior,
                                early=False, replay_unique=False)  # see the class docstring
-        self.learner_ = NumpyStepLearner(config, seed=self.seed)  # the learner, its steps taken in numpy
+        self.learner_ = ManualStepLearner(config, seed=self.seed)  # the learner, its step's gradient written by hand
         self.slots_: dict = {}
         self._names = [_FREE] * d  # slot -> feature name, for reading a dict in slot order
         self.n_ignored_ = 0

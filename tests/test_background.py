@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.learner import OnlineLearner
-from models.numpy_step import NumpyStepLearner
+from models.manual_step import ManualStepLearner
 from monitor.core.background_learner import BackgroundLearner
 from monitor.core.labels import label
 from monitor.core.monitor import Monitor
@@ -77,7 +77,7 @@ def test_scores_lag_by_exactly_lag_readings():
     mon = Monitor(seed=0)
     mon.train_behind(lag)
     got = np.concatenate([mon.process(Batch.of_values(v[i:i + 1])).p for i in range(len(v))])
-    ref = NumpyStepLearner(mon.learner.config, seed=0)  # the monitor's learner (steps in numpy), stepped by hand
+    ref = ManualStepLearner(mon.learner.config, seed=0)  # the monitor's learner (hand-written step), stepped by hand
     y = label(v.reshape(-1, 1), np.full(len(v), np.nan))
     snaps, want = [(0, ref.frozen())], np.empty(len(v))
     i = 0

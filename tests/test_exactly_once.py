@@ -42,6 +42,9 @@ def test_a_second_run_on_a_busy_state_is_refused_at_once_naming_the_first(tmp_pa
         deadline = time.monotonic() + 60
         while (not out.exists() or out.read_text().count("\n") < 20) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if not out.exists():  # say why (run A's exit status and last words), not only that the file is missing
+            a.kill()
+            pytest.fail(f"run A wrote no record in 60 s (exit {a.wait()}): {a.stderr.read().decode()[-2000:]}")
         assert out.read_text().count("\n") == 20
         t0 = time.monotonic()
         res = run("replay", "-", "--out", str(out), "--state", str(state), "-q",

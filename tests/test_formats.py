@@ -184,7 +184,7 @@ def replay_cli(*args: str, input: bytes | None = None):
     return res.stdout_bytes, res.stderr, res.exit_code
 
 
-FLAGS_OF_100 = 43  # flags of the seeded run on readings(100), measured
+FLAGS_OF_100 = 42  # flags of the seeded run on readings(100), measured (43 before scores lagged training, issue 15)
 
 
 def test_replay_prints_the_same_flags_for_every_format(tmp_path):

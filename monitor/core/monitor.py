@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from models.learner import LearnerConfig, OnlineLearner
-from models.numpy_step import NumpyStepLearner  # the learner, its steps in numpy (issue 13: replay speed)
+from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
 from monitor.core.labels import DEFAULT_THRESHOLD, label
 from monitor.core.metrics import PrequentialMetrics
 from streams import Batch
@@ -131,7 +131,7 @@ class Monitor:
     def _learner_for(self, d: int) -> OnlineLearner:
         if self.learner is None:
             config = (self.config or LearnerConfig()).with_(n_features=d)
-            self.learner = NumpyStepLearner(config, seed=self.seed)
+            self.learner = ManualStepLearner(config, seed=self.seed)
             self._wrap()
         elif self.learner.config.n_features != d:
             raise ValueError(f"readings changed from {self.learner.config.n_features} to {d} features")
@@ -234,7 +234,7 @@ class Monitor:
         """
         if state["learner"] is not None:
             config = LearnerConfig(**state["learner"]["config"])
-            learner = NumpyStepLearner(config, seed=state["learner"]["seed"])
+            learner = ManualStepLearner(config, seed=state["learner"]["seed"])
             learner.load_state_dict(state["learner"])
             self.learner = learner
             self._wrap()

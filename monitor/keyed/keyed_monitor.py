@@ -40,7 +40,7 @@ import numpy as np
 
 from models.keyed_normaliser import KeyedNormaliser
 from models.learner import LearnerConfig, OnlineLearner
-from models.numpy_step import NumpyStepLearner  # the learner, its steps in numpy (issue 13: replay speed)
+from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
 from monitor.keyed.alerts import AlertTracker, Span
 from monitor.config import MonitorConfig
 from monitor.keyed.key_table import KeyTable, TooManyKeys
@@ -180,7 +180,7 @@ class KeyedMonitor:
             k = int(ids[idx[0]])
             learner = self.learners.get(k)
             if learner is None:
-                learner = self.learners[k] = NumpyStepLearner(config, seed=self.seed)
+                learner = self.learners[k] = ManualStepLearner(config, seed=self.seed)
             xs, ys = x[idx], y[idx]
             ps = np.empty(len(idx))
             i = 0
@@ -300,7 +300,7 @@ class KeyedMonitor:
     def _load_learners(self, state: dict) -> None:
         config = (self.config or LearnerConfig()).with_(n_features=state.get("n_features", 1))
         for k, ls in state.get("learners", {}).items():
-            learner = NumpyStepLearner(config, seed=self.seed)
+            learner = ManualStepLearner(config, seed=self.seed)
             learner.load_state_dict(ls)
             self.learners[int(k)] = learner
 

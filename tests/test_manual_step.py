@@ -1,4 +1,4 @@
-"""The learner's optimiser step in numpy against the torch step it replaces (models/numpy_step.py)."""
+"""The learner's hand-written torch step against the autograd step of OnlineLearner (models/manual_step.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.learner import LearnerConfig, OnlineLearner
-from models.numpy_step import NumpyStepLearner
+from models.manual_step import ManualStepLearner
 
 
 def _data(n=400, d=3, seed=0):
@@ -21,7 +21,7 @@ def _data(n=400, d=3, seed=0):
 
 def _pair(**changes):
     config = LearnerConfig(n_features=3, hidden=8, **changes)
-    return OnlineLearner(config, seed=1), NumpyStepLearner(config, seed=1)
+    return OnlineLearner(config, seed=1), ManualStepLearner(config, seed=1)
 
 
 @pytest.mark.parametrize("batchnorm", ["renorm", "none"])
@@ -29,7 +29,7 @@ def _pair(**changes):
 def test_one_step_equals_the_torch_step(batchnorm, activation):
     """Same loss, weights, Adam moments and BatchRenorm running statistics after a step (float32 rounding)."""
     ref, fast = _pair(batchnorm=batchnorm, activation=activation)
-    assert fast.fast_
+    assert fast.manual_
     x, y = _data()
     for learner in (ref, fast):
         learner.learn_many(x[:4], y[:4])  # 16 warm steps each, the first setting BatchRenorm's statistics
@@ -53,15 +53,15 @@ def test_a_stream_learns_as_with_torch(batchnorm):
         ref.learn_many(x[i:i + 25], y[i:i + 25])
         fast.learn_many(x[i:i + 25], y[i:i + 25])
     assert ref.n_steps_ == fast.n_steps_ > 100
-    # float32 rounding differs step by step (float64 arithmetic here): after hundreds of steps the
+    # float32 rounding differs step by step (float64 arithmetic before Adam here): after hundreds of steps the
     # scores still agree to a few thousandths
     assert np.abs(ref.predict_proba_many(x) - fast.predict_proba_many(x)).max() < 5e-3
 
 
 @pytest.mark.parametrize("changes", [{"batchnorm": "plain"}, {"loss": "sigmoid-bce"}])
-def test_other_networks_fall_back_to_torch(changes):
+def test_other_networks_fall_back_to_autograd(changes):
     ref, fast = _pair(**changes)
-    assert not fast.fast_
+    assert not fast.manual_
     x, y = _data()
     ref.learn_many(x[:40], y[:40])
     fast.learn_many(x[:40], y[:40])
@@ -91,7 +91,7 @@ def test_pickle_and_state_dict_carry_over():
     x, y = _data()
     fast.learn_many(x[:100], y[:100])
     copy = pickle.loads(pickle.dumps(fast))
-    assert type(copy) is NumpyStepLearner and copy.fast_
+    assert type(copy) is ManualStepLearner and copy.manual_
     plain = OnlineLearner(fast.config, seed=1)
     plain.load_state_dict(fast.state_dict())  # a checkpoint of either loads into the other
     for learner in (fast, copy):
@@ -104,11 +104,11 @@ def test_pickle_and_state_dict_carry_over():
 
 def test_following_the_running_statistics_keeps_the_scores():
     """Where the learner compensates BatchRenorm1d's running-statistic moves in the first Linear layer
-    (its ``_follow``, issue 13), the numpy step does too: with a step too small to learn anything, the
+    (its ``_follow``, issue 13), the manual step does too: with a step too small to learn anything, the
     scores of raw readings do not move while the statistics do."""
     config = LearnerConfig(n_features=1, lr=1e-12, replay=0, early=False, drift_errors=0, warm_steps=4,
                            init_bias=False)
-    fast = NumpyStepLearner(config, seed=0)
+    fast = ManualStepLearner(config, seed=0)
     fast._follow = True
     rng = np.random.default_rng(0)
     x0 = rng.normal(90, 5, size=(64, 1))

@@ -1,0 +1,190 @@
+"""The learner's training step in torch, with its gradient written out by hand (no autograd graph).
+
+A step of `models.learner.OnlineLearner` is a few dozen tiny tensor operations; with autograd,
+torch spends far more on recording and walking the graph, the loss module and the per-call
+checks than on arithmetic. The network is small enough to write its gradient by hand:
+``[BatchRenorm1d | none] -> Linear -> ReLU/Tanh -> Linear`` with BCEWithLogitsLoss. The input
+layer has no weights (``affine=False``), so no gradient flows through it; in training it only turns
+the batch into the first Linear layer's input and moves its running statistics. The step below does
+what ``OnlineLearner._optimise`` does, in float64 torch under ``torch.no_grad()`` (the weights are
+read from FlatAdam's float32 flat vector into a preallocated float64 copy; the gradient is written
+into a preallocated flat vector), then FlatAdam's own update: same skip rules (a loss, gradient or
+running statistic that is not finite leaves everything as it was).
+
+`ManualStepLearner` is the learner with this step; it falls back to the autograd step for any other
+network (plain BatchNorm1d, sigmoid-bce).
+
+>>> import numpy as np
+>>> from models.learner import LearnerConfig
+>>> learner = ManualStepLearner(LearnerConfig(n_features=2), seed=0)
+>>> learner.manual_
+True
+>>> x = np.array([[80.0, 1.0], [95.0, 2.0], [85.0, 1.5], [99.0, 2.5]])
+>>> _ = learner.learn_many(x, np.array([0.0, 1.0, 0.0, 1.0]))
+>>> learner.n_steps_
+16
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.learner import LearnerConfig, OnlineLearner
+from models.network import BatchRenorm1d
+
+__all__ = ["ManualStepLearner", "manual_step_supported"]
+
+
+def manual_step_supported(learner: OnlineLearner) -> bool:
+    """Whether `ManualStepLearner` has a hand-written step for the learner's network (else autograd)."""
+    mods = list(learner.net)
+    if mods and isinstance(mods[0], torch.nn.BatchNorm1d):
+        bn = mods.pop(0)
+        if type(bn) is not BatchRenorm1d or bn.affine:
+            return False
+    return (len(mods) == 3 and isinstance(mods[0], torch.nn.Linear) and isinstance(mods[2], torch.nn.Linear)
+            and isinstance(mods[1], (torch.nn.ReLU, torch.nn.Tanh)) and learner.config.loss == "bce-logits"
+            and mods[2].out_features == 1)
+
+
+class ManualStepLearner(OnlineLearner):
+    """`OnlineLearner` whose optimiser step is written out in torch ops (see the module docstring).
+
+    Same config, same state, same pickles and checkpoints as the learner; only ``_optimise`` differs,
+    by float rounding (float64 arithmetic before Adam instead of float32).
+    """
+
+    def __init__(self, config: LearnerConfig = LearnerConfig(), *, seed: int = 0) -> None:
+        super().__init__(config, seed=seed)
+        self.manual_ = manual_step_supported(self)
+        if not self.manual_:
+            return
+        mods = list(self.net)
+        self._bn = mods.pop(0) if isinstance(mods[0], torch.nn.BatchNorm1d) else None
+        lin1, act, lin2 = mods
+        self._relu = isinstance(act, torch.nn.ReLU)
+        spans, at = {}, 0
+        for p in self.opt.params:
+            spans[id(p)] = (at, at + p.numel())
+            at += p.numel()
+        self._w64 = torch.empty(at, dtype=torch.float64)  # (P,) float64 copy of the weights, per step
+        self._grad64 = torch.empty(at, dtype=torch.float64)  # (P,) the gradient, rewritten at each step
+        self._grad = torch.empty(at)  # (P,) float32, what FlatAdam takes
+        h, d = lin1.weight.shape
+
+        def views(flat: torch.Tensor) -> tuple:  # (h, d), (h,), (h,), (1,) views of a flat vector
+            (a, b), (c, e), (f, g), (i, j) = (spans[id(lin1.weight)], spans[id(lin1.bias)],
+                                              spans[id(lin2.weight)], spans[id(lin2.bias)])
+            return flat[a:b].view(h, d), flat[c:e], flat[f:g], flat[i:j]
+
+        self._w = views(self._w64)
+        self._g = views(self._grad64)
+        self._lin1 = views(self.opt.flat_)[:2]  # float32 weight and bias of the first Linear layer
+        # The step never runs the modules, so their train/eval mode does not matter and the learner
+        # need not switch it (nor save the buffers: a skipped step writes nothing).
+        self._modal = False
+
+    def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
+        if not self.manual_:
+            return super()._optimise(bx, by)  # autograd
+        with torch.no_grad():
+            return self._manual_step(bx, by)
+
+    def _manual_step(self, bx: np.ndarray, by: np.ndarray) -> float | None:
+        """One step on (m, d) raw readings and (m,) labels, gradient by hand; None when skipped."""
+        z = self._inputs64(torch.from_numpy(bx))  # (m, d) float64
+        y = torch.from_numpy(by)  # (m,) float64
+        bn = self._bn_forward(z) if self._bn is not None else None  # (x_hat, new statistics, ...) or None
+        if bn is not None:
+            z = bn[0]
+        self._w64.copy_(self.opt.flat_)
+        w1, b1, w2, b2 = self._w  # (h, d), (h,), (h,), (1,)
+        pre = torch.addmm(b1, z, w1.t())  # (m, h)
+        a = pre.clamp_min(0.0) if self._relu else pre.tanh()  # (m, h)
+        logit = torch.addmv(b2, a, w2)  # (m,)
+        loss = float(F.binary_cross_entropy_with_logits(logit, y))  # mean over the batch
+        if not math.isfinite(loss):
+            return self._skip(None)
+        g_logit = logit.sigmoid_().sub_(y).mul_(1.0 / len(by))  # (m,) dloss/dlogit (logit is not used again)
+        g_pre = torch.outer(g_logit, w2)  # (m, h) dloss/da
+        if self._relu:
+            g_pre.mul_(pre > 0.0)  # dloss/dpre
+        else:
+            g_pre.mul_(a.mul(a).neg_().add_(1.0))
+        gw1, gb1, gw2, gb2 = self._g
+        torch.mm(g_pre.t(), z, out=gw1)
+        torch.sum(g_pre, 0, out=gb1)
+        torch.mv(a.t(), g_logit, out=gw2)
+        torch.sum(g_logit, 0, keepdim=True, out=gb2)
+        # NaN or inf in a gradient entry (finite float64 gradients cannot overflow a sum), or running
+        # statistics beyond float32 (inf): the step is skipped and nothing is written
+        check = self._grad64.sum() if bn is None else self._grad64.sum() + bn[1].sum()
+        if not math.isfinite(float(check)):
+            return self._skip(None)
+        if bn is not None:
+            self._bn_commit(bn[1])
+        self.opt.step(self._grad.copy_(self._grad64))
+        if bn is not None and self._follow and bn[2] is not None:
+            self._follow_stats(bn[1], *bn[2])
+        self.n_steps_ += 1
+        return loss
+
+    def _follow_stats(self, new: torch.Tensor, mean0: torch.Tensor, inv_std0: torch.Tensor) -> None:
+        """Where the learner keeps the function when BatchRenorm1d's running statistics move in training
+        (``_follow``, issue 13's preserve extended to the layer's own statistics), do the same: the first
+        Linear layer's input u becomes ``(u - shift) / ratio``, so its columns are scaled by ratio and
+        its bias shifted by ``W shift`` (with W before the scaling). ``new`` (2, d) holds the running mean
+        and variance just written; ``mean0``, ``inv_std0`` (d,) those the layer scored with before."""
+        new = new.double()  # (2, d)
+        shift = new[0].sub_(mean0).mul_(inv_std0)  # (d,) (mean1 - mean0) / std0
+        ratio = new[1].add_(self._bn.eps).sqrt_().mul_(inv_std0)  # (d,) std1 / std0
+        w1, b1 = self._lin1  # (h, d), (h,) float32 views of the flat vector
+        b1.add_(torch.mv(w1.double(), shift))
+        w1.mul_(ratio)
+
+    def _inputs64(self, bx: torch.Tensor) -> torch.Tensor:
+        """(m, d) float64 inputs of the network. The rows were checked finite when the normaliser
+        learned them (pending and replayed readings both went through it), so no check is repeated."""
+        if not self.config.normalise:
+            return bx
+        if self._stats_at != getattr(self.normaliser, "n_seen_", 0) or self._centre is None:
+            return torch.from_numpy(self._normalised(bx.numpy()))  # not cached, or not fitted: the learner's own path
+        return bx.sub(torch.from_numpy(self._centre)).mul_(torch.from_numpy(self._inv_scale))
+
+    def _bn_forward(self, x: torch.Tensor) -> tuple:
+        """BatchRenorm1d in training mode on (m, d) inputs: (x_hat, new running mean and var (2, d),
+        (running mean, 1 / running std) before or None at the data-dependent start), the new statistics
+        as float32 (the buffers' type), so a value only float64 can hold is inf here.
+
+        As `models.network.BatchRenorm1d.forward`; the running statistics are only computed here
+        and written by `_bn_commit` once the step is known to go ahead.
+        """
+        bn = self._bn
+        eps = bn.eps
+        n = x.shape[0]
+        mean_b = x.mean(0)  # (d,)
+        dev = x - mean_b  # (m, d)
+        var_b = torch.einsum("ij,ij->j", dev, dev).mul_(1.0 / n)  # (d,) biased
+        unbiased = var_b * (n / (n - 1))
+        inv_b = var_b.add_(eps).sqrt_().reciprocal_()  # (d,) 1 / batch std
+        started = int(bn.num_batches_tracked) > 0
+        if started:
+            run_mean, run_var = bn.running_mean.double(), bn.running_var.double()
+        else:  # data-dependent start
+            run_mean, run_var = mean_b, unbiased
+        inv_run = run_var.add(eps).sqrt_().reciprocal_()  # (d,)
+        r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
+        d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
+        x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
+        new = torch.stack([run_mean, run_var]).lerp_(torch.stack([mean_b, unbiased]), bn.momentum).float()  # (2, d)
+        return x_hat, new, ((run_mean, inv_run) if started else None)
+
+    def _bn_commit(self, new: torch.Tensor) -> None:
+        bn = self._bn
+        bn.running_mean.copy_(new[0])
+        bn.running_var.copy_(new[1])
+        bn.num_batches_tracked.add_(1)
