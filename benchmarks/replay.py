@@ -163,7 +163,10 @@ def river_loop(hr: np.ndarray) -> dict:
 _LOOP = """import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from monitor.core.monitor import Monitor
+try:
+    from monitor.core.monitor import Monitor
+except ImportError:  # a --baseline tree from before issue 14's sub-packages
+    from monitor.pipeline import Monitor
 from streams import Batch
 hr = np.load(sys.argv[1])
 mon = Monitor(seed=0)

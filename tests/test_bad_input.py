@@ -110,7 +110,7 @@ def _extreme_stream():
 
 
 # (normalise, batchnorm) -> (skipped steps, mini-batches left out of the normaliser), measured on the seeded stream
-# (issue 13: raw input into the plain network is stepped in float64 numpy, where these readings give finite
+# (issue 13: raw input into the plain network is stepped in float64 (models.manual_step), where these readings give finite
 # losses and gradients: no step skipped there)
 SKIPPED = {(True, True): (704, 4), (True, False): (364, 4), (False, True): (688, 0), (False, False): (0, 0)}
 
