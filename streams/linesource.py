@@ -52,98 +52,115 @@ def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
     goes on after its newline. Content that starts with NUL bytes or a UTF-16 mark (a binary file,
     /dev/zero, a UTF-16 export) is a SourceError at once.
     """
-    pending: list[bytes] = []  # the start of a line whose newline has not arrived
-    line = 1 if start is None else int(start["line"])  # number of the next line
-    offset = 0 if start is None else int(start["offset"])  # byte offset of the next line
-    readings, held = (0 if start is None else 1), []
-    only_blank = start is None  # no line so far other than blank ones and the header
-
-    skipping: list | None = None  # [raw text kept, bytes so far] of a line over max_line being dropped
-    first = start is None
-
-    def parse_one(block: bytes, size: int, *, rest: bytes | None = None, rejected=None) -> Batch:
-        """``rest``: for a dropped line, its bytes not yet hashed (the block is a placeholder)."""
-        nonlocal line, offset, readings, only_blank
-        batch = parser.parse_bytes(block, line, max_line=max_line, rejected=rejected)
-        line += len(batch) + len(batch.rejected) + batch.header_lines  # every line is accounted for
-        offset += size
-        readings += len(batch)
-        only_blank = only_blank and all(r.reason == "empty line" for r in batch.rejected)
-        position = {"offset": offset, "line": line, "parser": parser.state_dict()}
-        if digest is not None:
-            if rest is not None:
-                digest.update(rest)
-            else:
-                digest.update(block)
-                if size > len(block):
-                    digest.update(b"\n")
-            position["sha256"] = digest.hexdigest()
-        return replace(batch, position=position)
-
-    def drop(data: bytes) -> None:
-        """Bytes of a line over max_line: hashed (they come before the next position) and let go."""
-        if digest is not None:
-            digest.update(data)
-        skipping[1] += len(data)
-
-    def dropped_line(tail: bytes, newline: bool) -> Batch:
-        raw, size = skipping[0], skipping[1] + len(tail)
-        return parse_one(b"", size + newline, rest=tail + b"\n" * newline,
-                         rejected={0: (raw, too_long(size, max_line))})
-
-    def parse(block: bytes, newline: bool = True) -> Iterator[Batch]:
-        """The batches of a block of whole lines (followed by a newline in the source or not)."""
-        if max_lines is not None and block.count(b"\n") >= max_lines:
-            cuts = np.flatnonzero(np.frombuffer(block, np.uint8) == ord("\n"))[max_lines - 1::max_lines]
-            lo = 0
-            for e in cuts.tolist():
-                yield parse_one(block[lo:e], e - lo + 1)
-                lo = e + 1
-            block = block[lo:]  # the rest: one line at least (maybe an empty one)
-        yield parse_one(block, len(block) + newline)
-
-    def flush(batch: Batch) -> Iterator[Batch]:
-        if hold and readings == 0 and only_blank:  # the source may yet turn out to be empty
-            held.append(batch)
-            return
-        yield from held
-        held.clear()
-        yield batch
-
+    reader = _LineReader(parser, name=name, hold=hold, max_lines=max_lines, start=start, digest=digest,
+                         max_line=max_line)
     for chunk in chunks:
-        if first and chunk:
-            _refuse_binary(chunk, name)
-            first = False
-        if skipping is not None:
+        yield from reader.feed(chunk)
+    yield from reader.finish()
+
+
+class _LineReader:
+    """The state of read_batches between chunks: the start of a line not ended yet, the numbers of the
+    next line and byte, the batches held back (``hold``), a line over ``max_line`` being dropped."""
+
+    def __init__(self, parser: LineParser, *, name: str, hold: bool, max_lines: int | None, start: dict | None,
+                 digest, max_line: int) -> None:
+        self.parser, self.name, self.hold, self.max_lines = parser, name, hold, max_lines
+        self.digest, self.max_line = digest, max_line
+        self.pending: list = []  # the start of a line whose newline has not arrived
+        self.line = 1 if start is None else int(start["line"])  # number of the next line
+        self.offset = 0 if start is None else int(start["offset"])  # byte offset of the next line
+        self.readings, self.held = (0 if start is None else 1), []
+        self.only_blank = start is None  # no line so far other than blank ones and the header
+        self.skipping: list | None = None  # [raw text kept, bytes so far] of a line over max_line being dropped
+        self.first = start is None
+
+    def feed(self, chunk: bytes) -> Iterator[Batch]:
+        """The batches of the lines this chunk ends."""
+        if self.first and chunk:
+            _refuse_binary(chunk, self.name)
+            self.first = False
+        if self.skipping is not None:
             end = chunk.find(b"\n")
             if end < 0:
-                drop(chunk)
-                continue
-            yield from flush(dropped_line(chunk[:end], True))
-            skipping, chunk = None, chunk[end + 1:]
+                self._drop(chunk)
+                return
+            yield from self._flush(self._dropped_line(chunk[:end], True))
+            self.skipping, chunk = None, chunk[end + 1:]
         cut = chunk.rfind(b"\n")
         if cut >= 0:
-            pending.append(memoryview(chunk)[:cut])
-            block = b"".join(pending)
-            pending = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
-            for batch in parse(block):
-                yield from flush(batch)
+            self.pending.append(memoryview(chunk)[:cut])
+            block = b"".join(self.pending)
+            self.pending = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
+            for batch in self._parse(block):
+                yield from self._flush(batch)
         elif chunk:
-            pending.append(chunk)
-        if sum(map(len, pending)) > max_line:  # a line too long to hold: drop it as it arrives
-            head = b"".join(pending)
-            skipping, pending = [head[:_RAW_MAX].decode("utf-8", "replace"), 0], []
-            drop(head)
-    if skipping is not None:
-        yield from flush(dropped_line(b"", False))
-    elif pending:
-        for batch in parse(b"".join(pending), newline=False):
-            yield from flush(batch)
-    if readings == 0 and only_blank:
-        if parser.header_ is not None:
-            raise SourceError(f"{name} has a header but no readings")
-        raise SourceError(f"{name} is empty")
-    yield from held
+            self.pending.append(chunk)
+        if sum(map(len, self.pending)) > self.max_line:  # a line too long to hold: drop it as it arrives
+            head = b"".join(self.pending)
+            self.skipping, self.pending = [head[:_RAW_MAX].decode("utf-8", "replace"), 0], []
+            self._drop(head)
+
+    def finish(self) -> Iterator[Batch]:
+        """The last line (without a newline), then the batches held back, or the empty-source error."""
+        if self.skipping is not None:
+            yield from self._flush(self._dropped_line(b"", False))
+        elif self.pending:
+            for batch in self._parse(b"".join(self.pending), newline=False):
+                yield from self._flush(batch)
+        if self.readings == 0 and self.only_blank:
+            if self.parser.header_ is not None:
+                raise SourceError(f"{self.name} has a header but no readings")
+            raise SourceError(f"{self.name} is empty")
+        yield from self.held
+
+    def _parse_one(self, block: bytes, size: int, *, rest: bytes | None = None, rejected=None) -> Batch:
+        """``rest``: for a dropped line, its bytes not yet hashed (the block is a placeholder)."""
+        batch = self.parser.parse_bytes(block, self.line, max_line=self.max_line, rejected=rejected)
+        self.line += len(batch) + len(batch.rejected) + batch.header_lines  # every line is accounted for
+        self.offset += size
+        self.readings += len(batch)
+        self.only_blank = self.only_blank and all(r.reason == "empty line" for r in batch.rejected)
+        position = {"offset": self.offset, "line": self.line, "parser": self.parser.state_dict()}
+        if self.digest is not None:
+            if rest is not None:
+                self.digest.update(rest)
+            else:
+                self.digest.update(block)
+                if size > len(block):
+                    self.digest.update(b"\n")
+            position["sha256"] = self.digest.hexdigest()
+        return replace(batch, position=position)
+
+    def _drop(self, data: bytes) -> None:
+        """Bytes of a line over max_line: hashed (they come before the next position) and let go."""
+        if self.digest is not None:
+            self.digest.update(data)
+        self.skipping[1] += len(data)
+
+    def _dropped_line(self, tail: bytes, newline: bool) -> Batch:
+        raw, size = self.skipping[0], self.skipping[1] + len(tail)
+        return self._parse_one(b"", size + newline, rest=tail + b"\n" * newline,
+                               rejected={0: (raw, too_long(size, self.max_line))})
+
+    def _parse(self, block: bytes, newline: bool = True) -> Iterator[Batch]:
+        """The batches of a block of whole lines (followed by a newline in the source or not)."""
+        if self.max_lines is not None and block.count(b"\n") >= self.max_lines:
+            cuts = np.flatnonzero(np.frombuffer(block, np.uint8) == ord("\n"))[self.max_lines - 1::self.max_lines]
+            lo = 0
+            for e in cuts.tolist():
+                yield self._parse_one(block[lo:e], e - lo + 1)
+                lo = e + 1
+            block = block[lo:]  # the rest: one line at least (maybe an empty one)
+        yield self._parse_one(block, len(block) + newline)
+
+    def _flush(self, batch: Batch) -> Iterator[Batch]:
+        if self.hold and self.readings == 0 and self.only_blank:  # the source may yet turn out to be empty
+            self.held.append(batch)
+            return
+        yield from self.held
+        self.held.clear()
+        yield batch
 
 
 def _refuse_binary(head: bytes, name: str) -> None:

@@ -16,6 +16,7 @@ import sys
 import termios
 
 from tests.conftest import ROOT, run_monitor
+from tests.forked import ForkedCli
 
 
 def test_help_is_light_and_python_dash_m_works():
@@ -28,9 +29,7 @@ def test_help_is_light_and_python_dash_m_works():
 
 
 def test_each_live_record_arrives_before_the_next_line_is_written():
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc = ForkedCli(["replay", "-"], stderr=False)  # a real process on real pipes (forked: no second torch import)
     try:
         for i, value in enumerate([80, 95, 88, 101, 70]):
             proc.stdin.write(f"{value}\n".encode())
@@ -56,13 +55,11 @@ def test_broken_pipe_is_quiet(tmp_path):
 
 
 def _on_a_terminal(args, env_extra=None):
-    """Run monitor with stdout and stderr on a pseudo-terminal; returns everything it printed."""
+    """Run monitor (forked) with stdout and stderr on a pseudo-terminal; returns everything it printed."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a 120-column terminal
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    env.update(PYTHONPATH=str(ROOT), **(env_extra or {}))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", *args], stdin=subprocess.DEVNULL,
-                            stdout=follower, stderr=follower, env=env)
+    proc = ForkedCli(list(args), stdout=follower, stderr=follower, env={"NO_COLOR": None, **(env_extra or {})})
+    proc.stdin.close()
     os.close(follower)
     chunks = []
     while True:

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -21,7 +19,7 @@ from monitor.dashboard.address import Address
 from monitor.dashboard.live import Dashboard
 from monitor.dashboard.state import WardState
 from monitor.core.monitor import Scored
-from conftest import ROOT
+from forked import ForkedCli
 
 
 def scored(rng, n: int, keys: list[str], t0: float = 0.0) -> Scored:
@@ -251,13 +249,11 @@ def test_help_says_the_token_rule():
 
 
 def test_the_page_stays_up_after_the_stream_until_ctrl_c():
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "--stream", "sample",
-                             "--dashboard", "127.0.0.1:0", "--out", os.devnull],
-                            stderr=subprocess.PIPE, env=env, text=True)
+    proc = ForkedCli(["replay", "--stream", "sample", "--dashboard", "127.0.0.1:0", "--out", os.devnull],
+                     stdout=False)  # a real process (forked)
     try:
         url = None
-        for line in proc.stderr:
+        for line in map(bytes.decode, proc.stderr):
             url = url or (m.group(1) if (m := re.search(r"dashboard at (http://\S+)", line)) else None)
             if "stays up" in line:
                 break
@@ -269,4 +265,3 @@ def test_the_page_stays_up_after_the_stream_until_ctrl_c():
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()

@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from forked import ForkedCli
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
@@ -159,13 +157,11 @@ def test_a_key_with_markup_renders_as_text(driver, dashboard):
 
 
 def test_the_command_serves_a_20_patient_ward_until_sigterm(driver):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "--stream", "ward", "--patients", "20",
-                             "--n", "30", "--dashboard", "127.0.0.1:0", "--out", os.devnull],
-                            stderr=subprocess.PIPE, env=env, text=True)
+    proc = ForkedCli(["replay", "--stream", "ward", "--patients", "20", "--n", "30", "--dashboard", "127.0.0.1:0",
+                      "--out", os.devnull], stdout=False)  # a real process (forked)
     try:
         url = None
-        for line in proc.stderr:
+        for line in map(bytes.decode, proc.stderr):
             m = re.search(r"dashboard at (http://\S+)", line)
             if m:
                 url = m.group(1)
@@ -181,7 +177,6 @@ def test_the_command_serves_a_20_patient_ward_until_sigterm(driver):
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
 
 
 def test_the_page_keeps_up_with_1000_keys(driver, dashboard):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
-from tests.conftest import ROOT
+from tests.forked import ForkedCli
 
 
 def hr_lines(n: int, seed: int = 1, start: int = 0) -> list[str]:
@@ -36,9 +34,7 @@ def test_a_second_run_on_a_busy_state_is_refused_at_once_naming_the_first(tmp_pa
     """Run A holds --state (a live feed still open); run B on the same --state exits 2 at once,
     naming A's PID, and writes nothing; A's output then holds every reading exactly once."""
     state, out = tmp_path / "s.pt", tmp_path / "o.jsonl"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    a = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-", "--out", str(out), "--state",
-                          str(state), "-q"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    a = ForkedCli(["replay", "-", "--out", str(out), "--state", str(state), "-q"], stdout=False)  # a real process
     lines = ["t,hr"] + hr_lines(40)
     try:
         a.stdin.write(("\n".join(lines[:21]) + "\n").encode())
@@ -61,8 +57,7 @@ def test_a_second_run_on_a_busy_state_is_refused_at_once_naming_the_first(tmp_pa
         a.stdin.close()
         assert a.wait(60) == 0, a.stderr.read()
     finally:
-        if a.poll() is None:
-            a.kill()
+        a.kill()
     times = [json.loads(ln)["time"] for ln in out.read_text().splitlines()]
     assert times == [i * 0.5 for i in range(40)]  # each reading once, in order
 

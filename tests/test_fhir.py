@@ -5,15 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import select
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from forked import ForkedCli
 from test_formats import START
 
 from monitor.cli import main
@@ -140,12 +137,10 @@ def test_ndjson_on_standard_input_equals_the_file(tmp_path):
 
 
 def test_ndjson_live_each_resource_scored_as_it_arrives(tmp_path):
-    """A real process: a record comes back for each line before standard input is closed."""
+    """A real process (forked): a record comes back for each line before standard input is closed."""
     res = resources(ward(n_patients=2, n=3), bad=False)
     hr = [r for r in res if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "8867-4"]
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-", "--format-in", "fhir", "--format",
-                             "jsonl", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = ForkedCli(["replay", "-", "--format-in", "fhir", "--format", "jsonl", "-q"])
     try:
         for r in hr[:3]:
             proc.stdin.write((json.dumps(r) + "\n").encode())

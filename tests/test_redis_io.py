@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +24,9 @@ from click.testing import CliRunner
 from monitor.cli import main
 from streams.redis_stream import parse_url
 from tests.conftest import has_module, redis_client
+from tests.forked import ForkedCli
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 _client = redis_client
@@ -204,12 +203,6 @@ def _wait_for(pred, timeout=60.0) -> None:
         time.sleep(0.05)
 
 
-def _popen(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
-
-
 def _reference(batches, **kw) -> tuple[str, list[str]]:
     from models.learner import LearnerConfig
     from monitor.keyed.alerts import Span
@@ -237,8 +230,8 @@ def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(s
     half = len(batches) // 2
     publish(connect(parse(url)), "ward", batches[:half], pack=1)
     out, alerts, summ = tmp_path / "o.jsonl", tmp_path / "a.jsonl", tmp_path / "s.json"
-    proc = _popen("serve", url, "--engine", "local", "--key-model", "per-key", "--checkpoint-every", "700",
-                  "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ))
+    proc = ForkedCli(["serve", url, "--engine", "local", "--key-model", "per-key", "--checkpoint-every", "700",
+                      "--out", str(out), "--alerts", str(alerts), "--summary-json", str(summ)], stdout=False)
     try:
         n1 = sum(len(b) for b in batches[:half])
         _wait_for(lambda: _lines(out) >= n1 - 300)  # the serve is well under way (live output)
@@ -250,11 +243,10 @@ def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(s
         _wait_for(lambda: _lines(out) >= n)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(60)
+        err = proc.stderr.read().decode()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = err.decode()
+        proc.kill()
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert err.count("lost Redis at") == 1 and "Redis back after" in err
@@ -267,24 +259,41 @@ def test_a_redis_restart_in_the_middle_of_a_serve_loses_and_duplicates_nothing(s
     assert s["alerts_written"] == len(ref_alerts)
 
 
+def _serve_in_process(args: list[str], out: Path, then) -> tuple[int, str]:
+    """`monitor serve ARGS` in this process (CliRunner, main thread); once ``out`` has 480 lines, a
+    thread calls ``then()`` (Redis stops). Returns (exit status, standard error)."""
+    import threading
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    def watch():
+        _wait_for(lambda: _lines(out) >= 480)
+        then()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    res = CliRunner().invoke(main, args, catch_exceptions=False)  # a traceback would fail the test
+    watcher.join(60)
+    return res.exit_code, res.stderr
+
+
 def test_a_redis_that_comes_back_empty_is_one_line(server, tmp_path):
     from streams.redis_stream import connect, parse_url as parse, publish
     from streams.ward import Ward
 
     url = f"redis://127.0.0.1:{server.port}/ward"
     publish(connect(parse(url)), "ward", Ward(patients=4, minutes=10, seed=1), pack=1)
-    proc = _popen("serve", url, "--engine", "local", "--alerts-only", "--out", str(tmp_path / "o.jsonl"))
-    try:
-        _wait_for(lambda: _lines(tmp_path / "o.jsonl") >= 480)
+
+    def restart_empty():
         server.stop()
         server.wipe()
         server.start()
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = err.decode()
-    assert proc.returncode == 1, err
+
+    code, err = _serve_in_process(["serve", url, "--engine", "local", "--alerts-only", "--out",
+                                   str(tmp_path / "o.jsonl")], tmp_path / "o.jsonl", restart_empty)
+    assert code == 1, err
     assert "Traceback" not in err and "NOGROUP" not in err
     errors = [ln for ln in err.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1 and "does not exist" in errors[0] and "persistence" in errors[0]
@@ -296,18 +305,12 @@ def test_a_redis_that_stays_away_is_one_line_after_the_retries(server, tmp_path)
 
     url = f"redis://127.0.0.1:{server.port}/ward"
     publish(connect(parse(url)), "ward", Ward(patients=4, minutes=10, seed=1), pack=1)
-    proc = _popen("serve", url, "--engine", "local", "--out", str(tmp_path / "o.jsonl"), "--retry-for", "1")
-    try:
-        _wait_for(lambda: _lines(tmp_path / "o.jsonl") >= 480)
-        server.stop()
-        t0 = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = err.decode()
-    assert proc.returncode == 1, err
+    stopped = []
+    code, err = _serve_in_process(["serve", url, "--engine", "local", "--out", str(tmp_path / "o.jsonl"),
+                                   "--retry-for", "1"], tmp_path / "o.jsonl",
+                                  lambda: (server.stop(), stopped.append(time.monotonic())))
+    took = time.monotonic() - stopped[0]
+    assert code == 1, err
     assert "Traceback" not in err and err.count("lost Redis at") == 1
     errors = [ln for ln in err.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1 and "cannot reach Redis" in errors[0] and "for 1 s" in errors[0]

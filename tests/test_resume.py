@@ -6,8 +6,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -20,7 +18,8 @@ from monitor.state.checkpoint import Checkpoint, CheckpointError, write_atomic
 from monitor.cli import main
 from monitor.core.monitor import Monitor
 from streams import Batch, CsvReplay
-from tests.conftest import ROOT, run_monitor
+from tests.conftest import ROOT
+from tests.forked import ForkedCli
 
 
 def hr_file(path, n=300, seed=1, bad=True):
@@ -242,9 +241,7 @@ def test_no_learn_with_a_missing_state_is_an_error(tmp_path):
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_flushes_checkpoints_and_exits_with_its_status(tmp_path, sig, status):
     out, state = tmp_path / "o.jsonl", tmp_path / "s.pt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "replay", "-", "--out", str(out),
-                             "--state", str(state)], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = ForkedCli(["replay", "-", "--out", str(out), "--state", str(state)], stdout=False)  # a real process
     try:
         proc.stdin.write(b"hr\n" + b"".join(f"{80 + i % 20}\n".encode() for i in range(30)))
         proc.stdin.flush()

@@ -60,6 +60,7 @@ def with_progress(source: Iterable[Batch], monitor, *, total: int | None, stream
                 if getattr(m, "readings_", 0):
                     bar.set_postfix_str(f"accuracy {(m.tp_ + m.tn_) / m.readings_:.4f}", refresh=False)
                 bar.update(len(piece) + len(piece.rejected) + piece.header_lines)
+        bar.refresh()  # the final count and accuracy drawn once, even when the run took under mininterval
     finally:
         bar.close()
 

@@ -29,7 +29,7 @@ def configure_torch() -> None:
     torch.set_num_threads(1)
 
 
-_configure_torch = configure_torch  # (the names monitor.cli_dist and monitor.cli.dashboard import)
+_configure_torch = configure_torch  # (the names monitor.cli.distributed and monitor.cli.dashboard import)
 
 
 def run_replay(run: ReplayConfig, *, dashboard=None) -> int:

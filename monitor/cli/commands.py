@@ -10,7 +10,7 @@ import click
 
 from monitor import __version__
 from monitor.cli.dashboard import dashboard as dashboard_command
-from monitor.cli_dist import publish, replay_redis, serve
+from monitor.cli.distributed import publish, replay_redis, serve
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
 from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
                              model_options, open_dashboard, redis_wait_options, span)
@@ -188,7 +188,7 @@ def _refuse_options_that_do_not_apply(ctx: click.Context, file: str | None, stre
 
 def _replay_redis(run: ReplayConfig, engine, *, dashboard: str | None, dashboard_hold: bool) -> None:
     """`monitor replay redis://...`: one consumer in this process (monitor.distributed; exits)."""
-    from monitor.distributed.config import OutputSpec as ServeOutputs, ServeConfig
+    from monitor.distributed.config import ServeConfig, ServeOutputs
     mon, out = run.monitor, run.output
     config = ServeConfig(learner=mon.learner, threshold=mon.threshold, seed=mon.seed, key_model=mon.key_model,
                          max_keys=mon.max_keys, alert_after=mon.alert_after, alert_clear=mon.alert_clear,
@@ -295,7 +295,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)
 
 
-main.add_command(publish)  # the commands of monitor.cli_dist and monitor.cli.dashboard, which do not import
+main.add_command(publish)  # the commands of monitor.cli.distributed and monitor.cli.dashboard, which do not import
 main.add_command(serve)  # this module (their shared helpers are in monitor.cli.options)
 main.add_command(dashboard_command)
 

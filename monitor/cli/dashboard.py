@@ -23,7 +23,7 @@ def _redis_feed(dash, url: str, shards: int | None):
     from monitor.distributed.connection import connect_or_fail
     from streams.redis_stream import shard_streams
 
-    target, client = connect_or_fail(url, MonitorError)
+    target, client = connect_or_fail(url)
     streams = shard_streams(target.stream, shards) if shards else find_shards(client, target.stream)
     if not streams:
         raise MonitorError(f"no records stream for {target.stream} at {target.host}:{target.port} "

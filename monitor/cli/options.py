@@ -4,7 +4,7 @@ MonitorError is monitor.errors.MonitorError (re-exported here): the application 
 `monitor` group turns it into one line and its exit status (see monitor.cli.commands).
 
 A leaf module: it imports only click and monitor.errors (heavy imports inside functions), so `monitor.cli.commands`,
-`monitor.cli_dist` and `monitor.cli.dashboard` use it without importing each other.
+`monitor.cli.distributed` and `monitor.cli.dashboard` use it without importing each other.
 """
 
 from __future__ import annotations

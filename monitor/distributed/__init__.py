@@ -3,7 +3,7 @@
 One module a concept (import them by name; this package imports nothing itself):
 
 config
-    `ServeConfig`, `EngineSpec`, `OutputSpec`, `Hooks`: what a serve is run with (frozen).
+    `ServeConfig`, `EngineSpec`, `ServeOutputs`, `Hooks`: what a serve is run with (frozen).
 connection
     connecting to Redis as one line on failure; `RedisLost`; what a lost connection looks like.
 checkpoints

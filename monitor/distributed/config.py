@@ -10,7 +10,7 @@ from monitor.keyed.alerts import Span
 if TYPE_CHECKING:  # models.learner imports torch: only where a network is built
     from models.learner import LearnerConfig
 
-__all__ = ["ServeConfig", "EngineSpec", "OutputSpec", "Hooks"]
+__all__ = ["ServeConfig", "EngineSpec", "ServeOutputs", "Hooks"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ class EngineSpec:
 
 
 @dataclass(frozen=True)
-class OutputSpec:
-    """Where records, alerts and the summary go."""
+class ServeOutputs:
+    """Where the records, alerts and summary of a serve go (replay's own, with more, is monitor.config.OutputSpec)."""
 
     out: str | None = None  # records file (None: stdout, unless alerts_only)
     alerts: str | None = None  # alerts file (None: stdout with alerts_only, else nowhere)

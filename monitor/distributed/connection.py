@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from monitor.errors import MonitorError, RuntimeFailure
+
 __all__ = ["RedisLost", "connect_or_fail", "is_lost", "BACKOFF"]
 
 BACKOFF = (0.1, 2.0)  # first delay, longest delay between reconnection attempts (seconds)
 
 
-class RedisLost(Exception):
+class RedisLost(RuntimeFailure):
     """Redis unreachable after the retries, or back without the stream: a runtime failure (exit 1)."""
 
 
@@ -17,20 +19,20 @@ def is_lost(e: BaseException) -> bool:
     return isinstance(e, (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError))
 
 
-def connect_or_fail(url: str, error):
-    """Parse a redis:// URL, connect and ping: (target, client); any failure is one line through ``error``."""
+def connect_or_fail(url: str):
+    """Parse a redis:// URL, connect and ping: (target, client); any failure is a MonitorError (one line, exit 2)."""
     from streams import SourceError
     from streams.redis_stream import connect, parse_url
 
     try:
         target = parse_url(url)
     except SourceError as e:
-        raise error(str(e))
+        raise MonitorError(str(e))
     try:
         client = connect(target)
         client.ping()
     except SourceError as e:
-        raise error(str(e))
+        raise MonitorError(str(e))
     except Exception as e:  # redis.ConnectionError, AuthenticationError: one line
-        raise error(f"cannot reach Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
+        raise MonitorError(f"cannot reach Redis at {target.host}:{target.port}: {type(e).__name__}: {e}")
     return target, client

@@ -18,10 +18,12 @@ from typing import Callable
 
 from monitor.distributed.worker import ShardWorker
 
+from monitor.errors import RuntimeFailure
+
 __all__ = ["ServeFailed", "LocalPool", "RayPool", "start_ray", "one_line", "RayNotes"]
 
 
-class ServeFailed(Exception):
+class ServeFailed(RuntimeFailure):
     """A failure of the engine (a Ray error), as one line: a runtime failure (exit 1)."""
 
 

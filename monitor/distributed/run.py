@@ -8,8 +8,8 @@ resume lose and double nothing; a process killed outright (SIGKILL) may have wri
 its last call before the checkpoint covering them, and those are written again on resume.
 
 SIGINT/SIGTERM: no new calls, the calls under way finish, the checkpoints are saved, the outputs
-written; exit status 130/143. Usage errors go through ``error`` (exit 2); RedisLost and
-ServeFailed propagate (exit 1).
+written; exit status 130/143. Usage and input errors raise monitor.errors.MonitorError (exit 2);
+RedisLost and ServeFailed are RuntimeFailures (exit 1); the CLI prints them as one line.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import json
 import os
 import sys
 
-from monitor.distributed.config import EngineSpec, Hooks, OutputSpec, ServeConfig
+from monitor.errors import MonitorError
+from monitor.distributed.config import EngineSpec, Hooks, ServeOutputs, ServeConfig
 
 __all__ = ["run_serve", "resolve_streams"]
 
@@ -46,18 +47,18 @@ def resolve_streams(client, stream: str, shards: int | None, *, single: bool = F
     return names, missing
 
 
-def _wait_for_streams(client, target, engine: EngineSpec, single: bool, error, interrupts, note) -> list[str]:
+def _wait_for_streams(client, target, engine: EngineSpec, single: bool, interrupts, note) -> list[str]:
     """The shard streams, once they all exist: an error (exit 2) unless ``engine.wait``."""
     said = False
     while True:
         try:
             streams, missing = resolve_streams(client, target.stream, engine.shards, single=single)
         except ValueError as e:
-            raise error(str(e))
+            raise MonitorError(str(e))
         if not missing:
             return streams
         if not engine.wait:
-            raise error(f"stream {missing[0]!r} does not exist at {target.host}:{target.port}: publish to it first "
+            raise MonitorError(f"stream {missing[0]!r} does not exist at {target.host}:{target.port}: publish to it first "
                         "(monitor publish), or give --wait to wait for it")
         if not said:
             note(f"waiting for stream {missing[0]!r} at {target.host}:{target.port}")
@@ -65,7 +66,7 @@ def _wait_for_streams(client, target, engine: EngineSpec, single: bool, error, i
         interrupts.sleep(0.2)
 
 
-def _open_outputs(spec: OutputSpec, stdout, append: bool, error) -> tuple[object, object, list]:
+def _open_outputs(spec: ServeOutputs, stdout, append: bool) -> tuple[object, object, list]:
     """(records handle, alerts handle, the files opened); files appended to when ``append``."""
     mode = "a" if append else "w"
     opened = []
@@ -84,7 +85,7 @@ def _open_outputs(spec: OutputSpec, stdout, append: bool, error) -> tuple[object
     except OSError as e:
         for fh in opened:
             fh.close()
-        raise error(f"cannot write {e.filename}: {e.strerror}")
+        raise MonitorError(f"cannot write {e.filename}: {e.strerror}")
     return rec_fh, al_fh, opened
 
 
@@ -95,14 +96,14 @@ def _resuming(client, streams: list[str], single: bool, state: str | None) -> bo
     return any(client.exists(f"{s}:state") for s in streams)
 
 
-def _report(summary: dict, spec: OutputSpec, what: str, interrupted: bool, error) -> None:
+def _report(summary: dict, spec: ServeOutputs, what: str, interrupted: bool) -> None:
     if spec.summary_json:
         try:
             with open(spec.summary_json, "w", encoding="utf-8") as fh:
                 json.dump(summary, fh, indent=2)
                 fh.write("\n")
         except OSError as e:
-            raise error(f"cannot write {e.filename}: {e.strerror}")
+            raise MonitorError(f"cannot write {e.filename}: {e.strerror}")
     if spec.quiet:
         return
     acc = summary["accuracy"]
@@ -134,7 +135,7 @@ def _serve_with_outputs(url, target, streams, config, engine, outputs, note, sin
     return summary, interrupts.signum
 
 
-def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpec, *, error, single: bool = False,
+def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: ServeOutputs, *, single: bool = False,
               state: str | None = None, stdout=None) -> int:
     """`monitor serve`, and `monitor replay redis://` (``single``: one stream, in this process, its
     checkpoint in the file ``state`` or in memory); returns the exit status (0, 130, 143)."""
@@ -142,22 +143,21 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpe
     from monitor.distributed.connection import connect_or_fail
     from monitor.distributed.engines import RayNotes, start_ray
     from monitor.distributed.live_outputs import LiveOutputs
-    from monitor.distributed.serve import InputError
     from monitor.app.interrupts import Interrupts
 
-    target, client = connect_or_fail(url, error)
+    target, client = connect_or_fail(url)
     if engine.engine == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise error("--engine ray needs Ray: pip install 'monitor[dist]'")
+            raise MonitorError("--engine ray needs Ray: pip install 'monitor[dist]'")
     note = (lambda m: None) if spec.quiet else (lambda m: sys.stderr.write(f"monitor: {m}\n") or sys.stderr.flush())
     with Interrupts() as interrupts:
         try:
-            streams = _wait_for_streams(client, target, engine, single, error, interrupts, note)
+            streams = _wait_for_streams(client, target, engine, single, interrupts, note)
         except KeyboardInterrupt:  # stopped while waiting for the stream: nothing was read
             return 128 + (interrupts.signum or 2)
-    rec_fh, al_fh, opened = _open_outputs(spec, stdout or sys.stdout, _resuming(client, streams, single, state), error)
+    rec_fh, al_fh, opened = _open_outputs(spec, stdout or sys.stdout, _resuming(client, streams, single, state))
     outputs = LiveOutputs(len(streams), records=rec_fh, alerts=al_fh)
     real_stdout = sys.stdout
     try:
@@ -165,8 +165,8 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpe
             start_ray(engine.address, engine.num_cpus)  # before our handlers: ray.init installs its own
             sys.stdout = RayNotes(note)  # Ray prints its error messages to stdout, where our records go
         summary, signum = _serve_with_outputs(url, target, streams, config, engine, outputs, note, single, state)
-    except (CheckpointError, InputError) as e:
-        raise error(str(e))
+    except CheckpointError as e:  # (serve's InputError is a MonitorError already)
+        raise MonitorError(str(e))
     finally:
         for fh in opened:
             fh.close()
@@ -178,5 +178,5 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: OutputSpe
     if single:
         summary.update({"rejected": 0, "header_lines": 0})
     what = "replay" if single else f"serve ({engine.engine}, {len(streams)} shard{'s' if len(streams) > 1 else ''})"
-    _report(summary, spec, what, signum is not None, error)
+    _report(summary, spec, what, signum is not None)
     return 128 + signum if signum is not None else 0

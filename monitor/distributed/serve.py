@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from monitor.distributed.config import EngineSpec, Hooks, ServeConfig
+from monitor.errors import MonitorError
 from monitor.distributed.connection import BACKOFF, RedisLost
 from monitor.distributed.engines import LocalPool, RayPool, ServeFailed, one_line, start_ray
 from monitor.distributed.worker import ShardWorker
@@ -25,7 +26,7 @@ from monitor.distributed.worker import ShardWorker
 __all__ = ["serve", "merge_summaries", "InputError"]
 
 
-class InputError(Exception):
+class InputError(MonitorError):
     """A checkpoint saved with other options, or entries that do not decode: the user's (exit 2)."""
 
 

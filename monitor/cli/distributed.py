@@ -32,16 +32,11 @@ def replay_redis(url: str, config, engine, spec, *, state: str | None, dashboard
 
 
 def _run(url: str, config, engine, spec, *, state, single: bool, dashboard, hold: bool, shards) -> int:
-    """run_serve, with a dashboard around it if asked; a lost Redis or a Ray failure is one line, exit 1."""
-    from monitor.distributed.connection import RedisLost
-    from monitor.distributed.engines import ServeFailed
+    """run_serve, with a dashboard around it if asked."""
     from monitor.distributed.run import run_serve
 
-    def run() -> int:
-        try:
-            return run_serve(url, config, engine, spec, error=MonitorError, single=single, state=state)
-        except (RedisLost, ServeFailed) as e:  # a runtime failure: one line, exit 1
-            raise click.ClickException(str(e))
+    def run() -> int:  # its MonitorError/RuntimeFailure (a lost Redis, a Ray failure) become one line in the group
+        return run_serve(url, config, engine, spec, single=single, state=state)
 
     if dashboard:  # the page reads the output streams, from this process (see monitor.cli.dashboard)
         from monitor.cli.dashboard import run_with_redis_dashboard
@@ -173,7 +168,7 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
       monitor serve redis://127.0.0.1:6379/ward --until-idle --alerts-only
       monitor serve redis://10.0.0.5:6379/ward --shards 8 --address 10.0.0.5:6379
     """
-    from monitor.distributed.config import EngineSpec, OutputSpec, ServeConfig
+    from monitor.distributed.config import EngineSpec, ServeOutputs, ServeConfig
 
     config = ServeConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss), threshold=threshold,
                          seed=seed, key_model=key_model, max_keys=max_keys,
@@ -181,6 +176,6 @@ def serve(url, engine, shards, wait, address, num_cpus, threshold, seed, hidden,
                          checkpoint_every=checkpoint_every, maxlen=maxlen, records_stream=records_stream)
     engine_spec = EngineSpec(engine=engine, shards=shards, address=address, num_cpus=num_cpus, wait=wait,
                              retry_for=retry_for, until_idle=until_idle)
-    spec = OutputSpec(out=out, alerts=alerts_path, alerts_only=alerts_only, summary_json=summary_json, quiet=quiet)
+    spec = ServeOutputs(out=out, alerts=alerts_path, alerts_only=alerts_only, summary_json=summary_json, quiet=quiet)
     sys.exit(_run(url, config, engine_spec, spec, state=None, single=False, dashboard=dashboard, hold=dashboard_hold,
                   shards=shards))
