@@ -163,9 +163,10 @@ def river_loop(hr: np.ndarray) -> dict:
 _LOOP = """import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-try:
+import os
+if os.path.exists("monitor/core/monitor.py"):  # (run in the tree's directory)
     from monitor.core.monitor import Monitor
-except ImportError:  # a --baseline tree from before issue 14's sub-packages
+else:  # a --baseline tree from before issue 14's sub-packages (an ImportError try would mix two trees)
     from monitor.pipeline import Monitor
 from streams import Batch
 hr = np.load(sys.argv[1])
