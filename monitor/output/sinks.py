@@ -78,18 +78,28 @@ def _values(x: np.ndarray, sep: bytes, open_: bytes = b"", close: bytes = b"") -
     return parts
 
 
-class JsonlSink:
-    """One JSON object per line: time, [key,] value, label, p_abnormal, flag."""
+class _Sink:
+    """What the sinks share: a text stream, written a bounded chunk of rows at a time (`_write`)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
     def __repr__(self) -> str:
-        return f"JsonlSink({getattr(self.stream, 'name', '?')})"
+        return f"{type(self).__name__}({getattr(self.stream, 'name', '?')})"
 
     def write(self, s: Scored) -> None:
         for part in _chunks(s):
             self._write(part)
+
+    def _write(self, s: Scored) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class JsonlSink(_Sink):
+    """One JSON object per line: time, [key,] value, label, p_abnormal, flag."""
 
     def _write(self, s: Scored) -> None:
         if not len(s):
@@ -103,23 +113,13 @@ class JsonlSink:
                   choose(s.flag.astype(np.intp), [b"false", b"true"]), b"}\n"]
         self.stream.write(join_rows(parts).decode("utf-8"))
 
-    def flush(self) -> None:
-        self.stream.flush()
 
-
-class CsvSink:
+class CsvSink(_Sink):
     """A header line, then time,[key,]value,label,p_abnormal,flag (flag as 0/1)."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+        super().__init__(stream)
         self.header_written = False  # True: a resumed run appends to a file that has it
-
-    def __repr__(self) -> str:
-        return f"CsvSink({getattr(self.stream, 'name', '?')})"
-
-    def write(self, s: Scored) -> None:
-        for part in _chunks(s):
-            self._write(part)
 
     def _write(self, s: Scored) -> None:
         if not len(s):
@@ -136,24 +136,17 @@ class CsvSink:
                   choose(s.flag.astype(np.intp), [b"0", b"1"]), b"\n"]
         self.stream.write(join_rows(parts).decode("utf-8"))
 
-    def flush(self) -> None:
-        self.stream.flush()
 
-
-class TableSink:
+class TableSink(_Sink):
     """Aligned columns for a person at a terminal; abnormal flags marked (in red when colour is on)."""
 
     def __init__(self, stream: TextIO, *, colour: bool = False) -> None:
-        self.stream = stream
+        super().__init__(stream)
         self.colour = colour
         self.header_written = False  # True: a resumed run appends to a file that has it
 
     def __repr__(self) -> str:
         return f"TableSink({getattr(self.stream, 'name', '?')}, colour={self.colour})"
-
-    def write(self, s: Scored) -> None:
-        for part in _chunks(s):
-            self._write(part)
 
     def _write(self, s: Scored) -> None:
         if not len(s):
@@ -173,9 +166,6 @@ class TableSink:
                   pad_left(fixed_text(s.p, 4), 10), b"  ",
                   choose(s.flag.astype(np.intp), [b"-", f"{red}ABNORMAL{off}".encode()]), b"\n"]
         self.stream.write(join_rows(parts).decode("utf-8"))
-
-    def flush(self) -> None:
-        self.stream.flush()
 
 
 def make_sink(fmt: str, stream: TextIO, *, colour: bool = False):
