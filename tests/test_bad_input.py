@@ -91,6 +91,17 @@ def test_range_is_set_by_min_and_max_and_can_be_turned_off(tmp_path):
     assert res.exit_code == 2 and "--min (200) must be below --max (100)" in res.output
 
 
+@pytest.mark.parametrize("command", [["info"], ["publish"]])
+def test_info_and_publish_refuse_an_empty_range_as_replay_does(tmp_path, command):
+    """One range check (monitor.cli.options.valid_range) for the three commands that take --min/--max."""
+    path = tmp_path / "hr.csv"
+    path.write_bytes(b"hr\n80\n90\n")
+    args = [*command, str(path), *(["redis://127.0.0.1:1/hr"] if command == ["publish"] else []),
+            "--min", "200", "--max", "100"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "--min (200) must be below --max (100)" in res.output
+
+
 def test_range_check_applies_to_standard_input():
     res = CliRunner().invoke(main, ["replay", "-", "-q"], input=b"80\n400\n90\n")
     assert res.exit_code == 0

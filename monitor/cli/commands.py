@@ -13,7 +13,7 @@ from monitor.cli.dashboard import dashboard as dashboard_command
 from monitor.cli.distributed import publish, replay_redis, serve
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
 from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, key_options, learner_config,
-                             model_options, open_dashboard, redis_wait_options, span)
+                             model_options, open_dashboard, range_options, redis_wait_options, span, valid_range)
 
 __all__ = ["main", "MonitorError"]
 
@@ -81,11 +81,7 @@ def main() -> None:
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, writable=True),
               help="Write each rejected line to this file as JSON Lines: line, raw (truncated), reason.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad line: one-line message, exit status 2.")
-@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
-              help="Readings below this many bpm are rejected (files and standard input).")
-@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
-              help="Readings above this many bpm are rejected (files and standard input).")
-@click.option("--no-range-check", is_flag=True, help="Accept any finite reading (ignore --min/--max).")
+@range_options("rejected (files and standard input)")
 @click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
               help="A longer line (or JSON/XML record) is a counted reject, never held in memory.")
 @click.option("--state", type=click.Path(dir_okay=False),
@@ -131,14 +127,12 @@ def replay(file, stream, n, column, time_column, label_column, format_in, thresh
     if file is not None and stream is not None:
         raise click.UsageError(f"give either FILE ({file}) or --stream {stream}, not both")
     _refuse_options_that_do_not_apply(click.get_current_context(), file, stream)
-    if not no_range_check and not min_bpm < max_bpm:
-        raise click.BadParameter(f"--min ({min_bpm:g}) must be below --max ({max_bpm:g})", param_hint="--min")
     if state and out and os.path.abspath(state) == os.path.abspath(out):
         raise click.UsageError("--state and --out must be different files")
     run = ReplayConfig(
         source=SourceSpec(file=file, stream=stream, n=n, patients=patients, format_in=format_in, column=column,
                           time_column=time_column, label_column=label_column, key_column=key_column,
-                          valid_range=None if no_range_check else (min_bpm, max_bpm), max_line=max_line),
+                          valid_range=valid_range(min_bpm, max_bpm, no_range_check), max_line=max_line),
         monitor=MonitorConfig(learner=learner_config(hidden, lr, batch_size, normalise, batchnorm, loss),
                               threshold=threshold, seed=seed, learn=learn, key_model=key_model, max_keys=max_keys,
                               alert_after=span(alert_after, "--alert-after"),
@@ -262,11 +256,7 @@ def ablate(file, column, passes, threshold, seed, loss, plain, fmt, plot, quiet)
 @click.option("--threshold", type=float, default=91.0, show_default=True,
               help="Report the share of readings strictly above this many bpm.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the report.")
-@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
-              help="Readings below this many bpm are counted as rejected, as by replay.")
-@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
-              help="Readings above this many bpm are counted as rejected, as by replay.")
-@click.option("--no-range-check", is_flag=True, help="Count any finite reading (ignore --min/--max).")
+@range_options("counted as rejected, as by replay", accept="Count")
 @click.option("--max-line-bytes", "max_line", type=click.IntRange(1), default=1 << 20, show_default=True,
               help="A longer line (or record) is counted as rejected, as by replay.")
 def info(file, format_in, column, time_column, label_column, threshold, as_json, min_bpm, max_bpm,
@@ -289,7 +279,7 @@ def info(file, format_in, column, time_column, label_column, threshold, as_json,
     try:
         d = describe(file, format_in=format_in, column=column, time_column=time_column,
                      label_column=label_column, threshold=threshold, max_line=max_line,
-                     valid_range=None if no_range_check else (min_bpm, max_bpm))
+                     valid_range=valid_range(min_bpm, max_bpm, no_range_check))
     except SourceError as e:
         raise MonitorError(str(e))
     click.echo(json.dumps(d) if as_json else format_info(d), nl=as_json)

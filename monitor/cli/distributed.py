@@ -11,7 +11,7 @@ import sys
 import click
 
 from monitor.cli.options import (CONTEXT, FORMATS_IN, MonitorError, dashboard_option, learner_config, model_options,
-                             redis_wait_options, span)
+                             range_options, redis_wait_options, span, valid_range)
 
 __all__ = ["publish", "serve", "replay_redis"]
 
@@ -63,11 +63,7 @@ def _run(url: str, config, engine, spec, *, state, single: bool, dashboard, hold
 @click.option("--maxlen", type=click.IntRange(1), help="Trim each input stream to about this many entries.")
 @click.option("--pack", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="Readings per entry (a packed block, format 1, docs/scaling.md); 1: one entry per reading.")
-@click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
-              help="Readings below this many bpm are rejected (not published), as by replay.")
-@click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
-              help="Readings above this many bpm are rejected (not published), as by replay.")
-@click.option("--no-range-check", is_flag=True, help="Publish any finite reading (ignore --min/--max).")
+@range_options("rejected (not published), as by replay", accept="Publish")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def publish(args, stream, n, patients, seed, column, time_column, label_column, key_column, format_in,
             shards, rate, maxlen, pack, min_bpm, max_bpm, no_range_check, quiet) -> None:
@@ -98,7 +94,7 @@ def publish(args, stream, n, patients, seed, column, time_column, label_column, 
         target = parse_url(url)
         spec = SourceSpec(file=file, stream=stream, n=n, patients=patients, format_in=format_in, column=column,
                           time_column=time_column, label_column=label_column, key_column=key_column,
-                          valid_range=None if no_range_check else (min_bpm, max_bpm))
+                          valid_range=valid_range(min_bpm, max_bpm, no_range_check))
         choice = open_source(spec, seed=seed,
                              on_note=None if quiet else (lambda m: click.echo(f"monitor: {m}", err=True)))
         client = connect(target)

@@ -19,7 +19,7 @@ import click
 from monitor.errors import MonitorError
 
 __all__ = ["FORMATS_IN", "CONTEXT", "MonitorError", "model_options", "key_options", "dashboard_option",
-           "open_dashboard", "span", "learner_config", "redis_wait_options"]
+           "open_dashboard", "span", "learner_config", "range_options", "valid_range", "redis_wait_options"]
 
 FORMATS_IN = ("csv", "fitbit", "apple-health", "wfdb", "fhir", "tcx", "fit")  # streams.formats.FORMATS, not imported
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -134,3 +134,27 @@ def redis_wait_options(f: Callable) -> Callable:
     return click.option("--wait", is_flag=True,
                         help="redis:// input: wait for the stream to be published (else: an error if it "
                              "does not exist).")(f)
+
+
+def range_options(rejected: str = "rejected", accept: str = "Accept") -> Callable[[Callable], Callable]:
+    """Add --min, --max and --no-range-check (the plausible range of a reading) to a command.
+
+    ``rejected`` says what happens to a reading outside it for this command; read them with `valid_range`.
+    """
+    def add(f: Callable) -> Callable:
+        f = click.option("--no-range-check", is_flag=True,
+                         help=f"{accept} any finite reading (ignore --min/--max).")(f)
+        f = click.option("--max", "max_bpm", type=float, default=300.0, show_default=True,
+                         help=f"Readings above this many bpm are {rejected}.")(f)
+        return click.option("--min", "min_bpm", type=float, default=20.0, show_default=True,
+                            help=f"Readings below this many bpm are {rejected}.")(f)
+    return add
+
+
+def valid_range(min_bpm: float, max_bpm: float, no_range_check: bool) -> tuple[float, float] | None:
+    """The range a source checks readings against (None: any finite reading); --min must be below --max."""
+    if no_range_check:
+        return None
+    if not min_bpm < max_bpm:
+        raise click.BadParameter(f"--min ({min_bpm:g}) must be below --max ({max_bpm:g})", param_hint="--min")
+    return (min_bpm, max_bpm)
