@@ -34,6 +34,12 @@ accuracy, before -> after):
   ``drift_warm`` (500) readings. With ``preserve``, BatchRenorm1d's running statistics moving in
   training are compensated in the next Linear layer, as the normaliser's are. Replay draws are
   without replacement. Measured in docs/learning.md.
+- ``recentre`` (issue 13): at a change of regime and when a class is seen for the first time,
+  BatchRenorm1d's running statistics are set to those of the readings trained on from then (the
+  function kept, as with ``preserve``), so learning restarts on inputs near 0 rather than 10
+  running standard deviations out (regime splice, first change: 165-270 -> 168-237 readings to
+  recover). ``early_until``: an early step after the warm-up goes on (up to 8 optimiser steps) until
+  the mini-batch is scored right (patients stream, third change: 117 -> 0).
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
 
@@ -98,6 +104,8 @@ class LearnerConfig:
     # the error rate since the last change) is a change of regime: 0 = off
     drift_window: int = 100  # ... on a change the replay ring keeps only the readings since the window's first error
     drift_warm: int = 500  # ... and the learner warms up again (warm_steps per mini-batch) for this many readings
+    early_until: int = 8  # an early step after the warm-up repeats, up to this many optimiser steps, until the
+    # mini-batch's readings are all scored right
     recentre: bool = True  # on a change of regime or a class seen for the first time, BatchRenorm1d's running
     # statistics are set to those of the readings trained on from then (each class weighing half at a new class),
     # the next Linear layer rescaled so the function is kept: learning restarts on inputs near 0 (needs preserve)
@@ -386,12 +394,15 @@ class OnlineLearner:
         if c.recentre and self._follow and (new_class or self.n_drifts_ > drifts):
             self._recentre(px, py, balanced=new_class)
         n_steps = c.warm_steps if self.n_seen_ <= self.warm_end_ else c.steps
+        until = c.early_until if self._n_pend < self._target else 0  # an early step: until its readings are right
         losses = []
         modal = self._modal  # train/eval only matter with BatchNorm (and cost a walk over the modules)
         if modal:
             self.net.train()
         try:
-            for _ in range(n_steps):
+            for i in range(max(n_steps, until)):
+                if i >= n_steps and not self._any_wrong(new_x, new_y):
+                    break
                 bx, by = self._training_batch(new_x, new_y)
                 if len(by) < 2:
                     break
@@ -409,6 +420,11 @@ class OnlineLearner:
         if losses:
             self.last_loss_ = losses[-1]
         return losses
+
+    def _any_wrong(self, x: np.ndarray, y: np.ndarray) -> bool:
+        """Whether the network as it is now gets any of the (m, d) readings x wrong."""
+        p = NumpyScorer(self.net).predict_proba(self._normalised(x))  # (m,)
+        return bool(((p > 0.5) != (y > 0.5)).any())
 
     def _watch_drift(self) -> None:
         """Test for a change of regime with the readings scored wrong (recorded as they were learned).
