@@ -94,7 +94,7 @@ def _labels(y) -> np.ndarray:
 
 class _OneRow:
     """The learner's score of one row, with the normaliser, an eval-mode BatchNorm and the first
-    Linear layer folded into one (d, h) affine map: three small products per call instead of the
+    Linear layer folded into one (d, h) affine map: two small products per call instead of the
     row-wise sums the monitor's scorer makes (needed there so that a score never depends on how
     many rows share a call; one row needs no such care). Equal to ``predict_proba_many`` up to
     rounding, and several times cheaper, which matters when river calls it once per sample.
@@ -118,20 +118,20 @@ class _OneRow:
             scale, shift = np.ones(d), np.zeros(d)
         if sc.bn is not None:
             scale, shift = scale * sc.bn[0], shift * sc.bn[0] + sc.bn[1]
-        self.w = scale[:, None] * sc.w1  # (d, h)
-        self.b = shift @ sc.w1 + sc.b1  # (h,)
+        # (d + 1, h): the folded weights, and the bias as a last row that a 1.0 after the row multiplies
+        self.w = np.vstack([scale[:, None] * sc.w1, (shift @ sc.w1 + sc.b1)[None, :]])
         self.w2, self.b2, self.relu = sc.w2, sc.b2, sc.act == "relu"
 
     def fresh(self, learner: OnlineLearner) -> bool:
         return self.key[0] is learner._scorer and self.key[1] == getattr(learner.normaliser, "n_seen_", 0)
 
-    def proba(self, learner: OnlineLearner, row: np.ndarray) -> float:
-        """P(True) of a (1, d) row of finite values."""
+    def proba(self, learner: OnlineLearner, row: list) -> float:
+        """P(True) of one row: a list of d finite floats followed by 1.0 (the bias's input)."""
         if not self.ok:
-            return float(learner.predict_proba_many(row)[0])
-        h = row[0] @ self.w + self.b  # (h,)
+            return float(learner.predict_proba_many(np.array([row[:-1]], dtype=np.float64))[0])
+        h = np.dot(row, self.w)  # (h,)
         h = np.maximum(h, 0.0, out=h) if self.relu else np.tanh(h)
-        return 0.5 * (1.0 + math.tanh(0.5 * float(h @ self.w2 + self.b2)))
+        return 0.5 * (1.0 + math.tanh(0.5 * (float(np.dot(h, self.w2)) + self.b2)))
 
 
 class OnlineMLPClassifier(base.MiniBatchClassifier):
@@ -246,10 +246,12 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         self.slots_: dict = {}
         self._names = [_FREE] * d  # slot -> feature name, for reading a dict in slot order
         self.n_ignored_ = 0
-        self._pend_rows: list = []  # filled rows learned but not yet handed to the learner (fewer than its room())
+        self._pend_rows: list = []  # filled rows (lists) learned but not yet handed to the learner (fewer than its room())
         self._pend_labels: list = []
+        self._n_settled = 0  # of them, those already in _sum and _count (the rest are complete rows)
         self._sum = np.zeros(d)  # (d,) sum of the values learned for each slot
         self._count = np.zeros(d)  # (d,) how many values were learned for each slot
+        self._one = None  # _OneRow of the current weights, built when predict_proba_one first needs it
 
     def _claim(self, names) -> None:
         """Give slots to names not seen before, in sorted order, while any are free.
@@ -281,16 +283,6 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         return np.where(present, vals, mean)
 
-    def _row(self, x: dict) -> tuple[np.ndarray, np.ndarray | None]:
-        """One dict as (1, d) raw values and (1, d) mask of the values present (None: all are)."""
-        vals = list(map(x.get, self._names))  # None for a name x lacks: the slow path fills it
-        try:
-            if all(map(math.isfinite, vals)):  # the common case: every slot has a number
-                return np.array([vals], dtype=np.float64), None
-        except TypeError:  # None, or a value float() has to convert
-            pass
-        return self._row_slow(x)
-
     def _row_slow(self, x: dict) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros((1, self.n_slots_))
         present = np.zeros((1, self.n_slots_), dtype=bool)
@@ -314,19 +306,35 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         if not hasattr(self, "learner_"):
             return np.full(len(X), float(self.prior))
         vals, present = self._rows(X)
-        rows = self._fill(vals, present, self._sum[None, :], self._count[None, :])
+        s, c = self._unsettled()  # the running means without changing any state
+        rows = self._fill(vals, present, (self._sum + s)[None, :], (self._count + c)[None, :])
         return self.learner_.predict_proba_many(rows)
 
     def predict_proba_one(self, x: dict, **kwargs) -> dict:
         """{False: 1 - p, True: p}; never changes the model, works before any learning."""
+        p = self._proba_one(x)
+        return {False: 1.0 - p, True: p}
+
+    def predict_one(self, x: dict, **kwargs) -> bool:
+        """True when P(True) > 0.5: what ``max`` over ``predict_proba_one`` says (a tie is False), without the dict."""
+        return self._proba_one(x) > 0.5
+
+    def _proba_one(self, x: dict) -> float:
         if not hasattr(self, "learner_"):
-            return {False: 1.0 - float(self.prior), True: float(self.prior)}
-        vals, present = self._row(x)
-        one = getattr(self, "_one", None)
+            return float(self.prior)
+        one = self._one
         if one is None or not one.fresh(self.learner_):
             one = self._one = _OneRow(self.learner_)
-        p = one.proba(self.learner_, self._fill(vals, present, self._sum, self._count))
-        return {False: 1.0 - p, True: p}
+        vals = list(map(x.get, self._names))  # as _row, without the array: the common case
+        try:
+            if all(map(math.isfinite, vals)):
+                vals.append(1.0)
+                return one.proba(self.learner_, vals)
+        except TypeError:
+            pass
+        vals, present = self._row_slow(x)
+        s, c = self._unsettled()
+        return one.proba(self.learner_, self._fill(vals, present, self._sum + s, self._count + c)[0].tolist() + [1.0])
 
     def predict_many(self, X: "pd.DataFrame") -> "pd.Series":
         import pandas as pd
@@ -340,21 +348,30 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
             if not x and self.max_features is None:
                 return  # nothing to size the network by; the reading teaches nothing
             self._build(len(x))
-        if len(self.slots_) < self.n_slots_:
+        if len(self.slots_) < len(self._names):
             self._claim(k for k, v in x.items() if v is not None and v == v)
         if not x.keys() <= self.slots_.keys():
             self.n_ignored_ += sum(1 for k, v in x.items() if k not in self.slots_ and v is not None and v == v)
-        vals, present = self._row(x)
-        row = self._fill(vals, present, self._sum, self._count)
-        # Rows wait here until they fill the learner's mini-batch, then go in one call: the learner
-        # changes nothing before its mini-batch is full (its early steps are off here), so this is
-        # the same model, with less overhead per sample.
-        self._pend_rows.append(row[0])
+        vals = list(map(x.get, self._names))  # None for a name x lacks: the slow path fills it
+        try:
+            full = all(map(math.isfinite, vals))  # the common case: every slot has a number
+        except TypeError:  # None, or a value float() has to convert
+            full = False
+        if not full:  # fill with the running means, which take in every row before this one
+            self._settle()
+            raw, present = self._row_slow(x)
+            vals = self._fill(raw, present, self._sum, self._count)[0].tolist()
+            self._sum += raw[0]
+            self._count += present[0]
+            self._n_settled = len(self._pend_rows) + 1
+        # Rows wait here (as lists: complete ones enter the running sums when they are handed on)
+        # until they fill the learner's mini-batch, then go in one call: the learner changes
+        # nothing before its mini-batch is full (its early steps are off here), so this is the
+        # same model, with less overhead per sample.
+        self._pend_rows.append(vals)
         self._pend_labels.append(label)
         if len(self._pend_rows) >= self.learner_.room():
             self._flush()
-        self._sum += vals[0]
-        self._count += 1.0 if present is None else present[0]
 
     def learn_many(self, X: "pd.DataFrame", y: "pd.Series") -> None:
         """Learn the rows of X in order, exactly as ``learn_one`` on each row would."""
@@ -372,8 +389,23 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     def _flush(self) -> None:
         """Hand the rows waiting in learn_one's buffer to the learner."""
         if self._pend_rows:
+            self._settle()
             self.learner_.learn_many(np.array(self._pend_rows), np.array(self._pend_labels))
-            self._pend_rows, self._pend_labels = [], []
+            self._pend_rows, self._pend_labels, self._n_settled = [], [], 0
+
+    def _unsettled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d,) sums and counts of the waiting complete rows not yet in ``_sum`` and ``_count``."""
+        rows = self._pend_rows[self._n_settled:]
+        if not rows:
+            return 0.0, 0.0
+        return np.add.reduce(np.array(rows), axis=0), float(len(rows))
+
+    def _settle(self) -> None:
+        """Bring the running sums up to date with every row learned."""
+        s, c = self._unsettled()
+        self._sum += s
+        self._count += c
+        self._n_settled = len(self._pend_rows)
 
     def _learn(self, X: "pd.DataFrame", labels: np.ndarray) -> None:
         self._flush()
