@@ -93,6 +93,7 @@ class ManualStepLearner(OnlineLearner):
             storage = self._run.untyped_storage()
             bn.running_mean.set_(storage, 0, (d,), (1,))
             bn.running_var.set_(storage, d, (d,), (1,))
+            self._tracked = bn.num_batches_tracked  # the same tensor for good (loading copies into it)
         # The step never runs the modules, so their train/eval mode does not matter and the learner
         # need not switch it (nor save the buffers: a skipped step writes nothing).
         self._modal = False
@@ -191,11 +192,10 @@ class ManualStepLearner(OnlineLearner):
         var_b = torch.bmm(cols.unsqueeze(1), cols.unsqueeze(2)).view(-1).mul_(1.0 / n)  # (d,) biased
         unbiased = var_b * (n / (n - 1))
         batch = torch.stack([mean_b, unbiased])  # (2, d)
-        inv_b = var_b.add_(eps).sqrt_().reciprocal_()  # (d,) 1 / batch std
-        started = int(bn.num_batches_tracked) > 0
+        started = int(self._tracked) > 0
         run = self._run.double() if started else batch  # (2, d); the data-dependent start: the batch's
-        run_mean, run_var = run[0], run[1]
-        inv_run = run_var.add(eps).sqrt_().reciprocal_()  # (d,)
+        run_mean = run[0]
+        inv_b, inv_run = torch.stack([var_b, run[1]]).add_(eps).sqrt_().reciprocal_().unbind()  # (d,) 1 / batch std, 1 / running std
         r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
         d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
         x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
@@ -204,4 +204,4 @@ class ManualStepLearner(OnlineLearner):
 
     def _bn_commit(self, new: torch.Tensor) -> None:
         self._run.copy_(new)  # the running mean and variance (views of its rows)
-        self._bn.num_batches_tracked.add_(1)
+        self._tracked.add_(1)
