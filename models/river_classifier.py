@@ -148,15 +148,17 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     Bananas falls below 0.85, docs/river.md). The training schedule is chosen for river's small
     datasets, where a sample costs LogisticRegression tens of microseconds
     (``python benchmarks/river_datasets.py --seeds 0 1 2``, docs/river.md): first mini-batches of 8
-    and 3 Adam steps each at lr 0.025 during the warm-up, prior 0.5, and four of the learner's
+    and 3 Adam steps each at lr 0.025 during the warm-up, prior 0.5, and five of the learner's
     levers off: early steps after a mistake (they double the steps and mini-batches for no
     accuracy measured on Phishing), replay draws without replacement (no better, and slower),
     drift detection (it found no change in Phishing or Bananas for any of seeds 0-2, so the
-    models are the same, and it scores every mini-batch once more) and the running normaliser
-    (``normalise=False``): BatchRenorm1d, the input layer, already standardises the inputs by its
+    models are the same, and it scores every mini-batch once more), the running normaliser
+    (``normalise=False``: BatchRenorm1d, the input layer, already standardises the inputs by its
     running statistics, and a river pipeline usually puts a StandardScaler in front; with or
     without one, the accuracies with the normaliser on and off differ by at most 0.002 on
-    Phishing and Bananas (seeds 0-2), and off, the estimator takes about a seventh less time.
+    Phishing and Bananas, seeds 0-2, and off, the estimator takes about a seventh less time) and
+    ``preserve`` (the first layer rescaled after each step as BatchRenorm1d's running statistics
+    move: 12 of a step's 76 torch calls, for no accuracy on either dataset, docs/river.md).
     With ``batchnorm="none"`` and no scaler in front, set ``normalise=True``. The monitor's own
     schedule (16 steps on mini-batches of 4) gives 0.872-0.878 on Phishing, below
     LogisticRegression, at thousands of steps.
@@ -249,7 +251,8 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         config = LearnerConfig(n_features=d, hidden=self.hidden, lr=self.lr, batch_size=self.batch_size,
                                min_batch=self.min_batch, warm_steps=self.warm_steps, normalise=self.normalise,
                                batchnorm=self.batchnorm, prior=self.prior,
-                               early=False, replay_unique=False, drift_errors=0)  # see the class docstring
+                               early=False, replay_unique=False, drift_errors=0,
+                               preserve=False)  # see the class docstring
         self.learner_ = ManualStepLearner(config, seed=self.seed)  # the learner, its step's gradient written by hand
         self.slots_: dict = {}
         self._names = [_FREE] * d  # slot -> feature name, for reading a dict in slot order
