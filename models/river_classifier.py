@@ -230,6 +230,14 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(self._get_params().items()))
         return f"{type(self).__name__}({params})"
 
+    def __getstate__(self) -> dict:
+        """Pickled without the one-row scorer: a cache, rebuilt on the next prediction (so predicting
+        leaves the pickle as it was)."""
+        state = self.__dict__.copy()
+        if "_one" in state:
+            state["_one"] = None
+        return state
+
     @classmethod
     def _unit_test_params(cls):
         yield {}
