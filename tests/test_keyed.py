@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.keyed.alerts import AlertTracker, Span
+from monitor.config import Span
+from monitor.keyed.alerts import AlertTracker
 from monitor.keyed.keyed_monitor import KeyedMonitor
 from monitor.core.monitor import Monitor
 from models.normaliser import RunningNormaliser

@@ -205,7 +205,7 @@ def _wait_for(pred, timeout=60.0) -> None:
 
 def _reference(batches, **kw) -> tuple[str, list[str]]:
     from models.learner import LearnerConfig
-    from monitor.keyed.alerts import Span
+    from monitor.config import Span
     from monitor.keyed.keyed_monitor import KeyedMonitor
     from monitor.output.sinks import JsonlSink
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from monitor.keyed.alerts import Span
+from monitor.config import Span
 
 if TYPE_CHECKING:  # models.learner imports torch: only where a network is built
     from models.learner import LearnerConfig

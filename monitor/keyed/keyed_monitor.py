@@ -41,8 +41,8 @@ import numpy as np
 from models.keyed_normaliser import KeyedNormaliser
 from models.learner import LearnerConfig, OnlineLearner
 from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
-from monitor.keyed.alerts import AlertTracker, Span
-from monitor.config import MonitorConfig
+from monitor.config import MonitorConfig, Span
+from monitor.keyed.alerts import AlertTracker
 from monitor.keyed.key_table import KeyTable, TooManyKeys
 from monitor.core.labels import DEFAULT_THRESHOLD, label
 from monitor.core.metrics import PrequentialMetrics
