@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.learner import LearnerConfig, OnlineLearner
 from models.network import BatchRenorm1d
@@ -124,7 +125,7 @@ class ManualStepLearner(OnlineLearner):
         pre = torch.addmm(b1, z, self._w1t)  # (m, h)
         a = pre.clamp_min(0.0) if self._relu else pre.tanh()  # (m, h)
         logit = torch.addmv(b2, a, w2)  # (m,)
-        loss = float(torch.binary_cross_entropy_with_logits(logit, y, None, None, 1))  # mean over the batch
+        loss = float(F.binary_cross_entropy_with_logits(logit, y))  # mean over the batch
         if not math.isfinite(loss):
             return self._skip(None)
         g_logit = logit.sigmoid_().sub_(y).mul_(1.0 / len(by))  # (m,) dloss/dlogit (logit is not used again)
