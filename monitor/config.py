@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # (models.learner imports torch: not at import time of the CLI)
-    from models.learner import LearnerConfig
+if TYPE_CHECKING:  # (models.learner_config: no torch)
+    from models.learner_config import LearnerConfig
     from monitor.keyed.alerts import Span
 
 __all__ = ["SourceSpec", "MonitorConfig", "OutputSpec", "ReplayConfig", "checkpoint_options", "model_keys"]
@@ -111,7 +111,7 @@ def model_keys(monitor: MonitorConfig) -> tuple[str, ...]:
 
 
 def _learner_options(monitor: MonitorConfig) -> dict:
-    from models.learner import LearnerConfig
+    from models.learner_config import LearnerConfig
     return {k: v for k, v in asdict(monitor.learner or LearnerConfig()).items() if k != "n_features"}
 
 
