@@ -4,7 +4,7 @@ Run from the project root (needs `pip install '.[dist]'` and redis-server on PAT
 
     python benchmarks/distributed.py [--patients 200] [--minutes 60] [--runs 3] [--rate 1000]
                                      [--seconds 10] [--port PORT] [--skip-ray] [--latency-only]
-                                     [--key-model shared] [--running-ray]
+                                     [--key-model shared] [--running-ray] [--cpu]
 
 Without --port it starts its own redis-server on a free loopback port (no persistence) and stops
 it at the end. The input is a simulated ward (streams.ward.Ward, a reading every 5 s per patient),
@@ -21,7 +21,11 @@ each command is timed as a whole process, its start-up included, records written
 
 (the consumer group, outputs and checkpoints are deleted before each run, so each run reads the
 whole stream). Printed: the median wall time of each, readings/s, and the ratio of each to the
-single process (readings/s over readings/s, run by run, median).
+single process (readings/s over readings/s, run by run, median); for the Redis commands also the
+serve loop's own rate (from --summary-json: elapsed_s - startup_s, after the actors are created:
+what a long-running serve sustains, start-up excluded). --cpu adds the CPU seconds of each command
+by group, sampled from /proc: the command's process tree (with a local Ray it started), the held
+Ray's tree (its actors, with --running-ray) and redis-server.
 
 Latency: a producer writes --rate readings/s for --seconds (a packed entry every 10 ms, 50
 patients, the reading's time field = the wall clock at sending) while `monitor replay redis://`
