@@ -30,6 +30,7 @@ steps; the worker's Python code between them is short.
 from __future__ import annotations
 
 import atexit
+import math
 import bisect
 import threading
 from collections import deque
@@ -42,6 +43,7 @@ from models.learner import FrozenScorer, OnlineLearner
 
 __all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
+STEP_READINGS = 0.0  # readings charged per optimiser step by default: none (see Lag.step and docs/performance.md)
 DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
 
 
@@ -64,14 +66,20 @@ class Lag:
     growth: int = 64  # lag ~= readings seen / growth in between (sample and synthetic streams, seeds 0-2:
     # 64 loses at most 1 reading of accuracy to the synchronous model, 16 loses 4 to 6)
     most: int = 256  # readings (0.26 s at 1,000 lines/s: room for a warm-up's 16 steps on a loaded machine)
+    step: float = STEP_READINGS  # readings charged on the training clock per optimiser step (0: no clock)
 
     def __post_init__(self) -> None:
-        if self.least < 1 or self.growth < 1 or self.most < self.least:
-            raise ValueError(f"a lag needs 1 <= least <= most and growth >= 1, got {self}")
+        if self.least < 1 or self.growth < 1 or self.most < self.least or not self.step >= 0:
+            raise ValueError(f"a lag needs 1 <= least <= most, growth >= 1 and step >= 0, got {self}")
 
     @classmethod
     def fixed(cls, n: int) -> "Lag":
-        return cls(least=n, growth=1 << 62, most=n)
+        return cls(least=n, growth=1 << 62, most=n, step=0.0)
+
+    def start(self, e: int, clock: float) -> int:
+        """The reading from which a step over readings ``0 .. e - 1`` scores, the training clock
+        standing at ``clock`` (readings) once that step's optimiser steps are charged."""
+        return max(e + self(e), math.ceil(clock) + self.least)
 
     def __call__(self, e: int) -> int:
         return min(self.most, max(self.least, e // self.growth))
@@ -112,6 +120,7 @@ class BackgroundLearner:
         self.lag = Lag() if lag is None else Lag.fixed(lag) if isinstance(lag, int) else lag
         self.n_seen_ = learner.n_seen_  # readings handed over (scored, then queued for learning)
         self._done = learner.n_seen_  # readings the worker has learned from
+        self._clock = float(learner.n_seen_)  # the training clock (readings): see `_publish`
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
         self._snaps: list[FrozenScorer] = [learner.frozen()]
         self._jobs: deque = deque()
@@ -137,17 +146,30 @@ class BackgroundLearner:
             if self._error is not None:
                 raise self._error
 
+    def _ready_for(self, i: int) -> None:
+        """Wait until every step whose model scores reading i or earlier is published (or failed):
+        all readings before i learned, or the next step (not published yet) starts after i."""
+        with self._cond:
+            while self._done < i and self._next_start() <= i and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+    def _next_start(self) -> int:
+        """The earliest reading a step not published yet can score from (call holding the lock)."""
+        e = self._done + 1
+        return self.lag.start(e, max(self._clock, e))
+
     def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
         """Readings from the next one on that one snapshot scores (waits for training if it must).
 
         x and y (the readings to come) are not needed: the worker finds the learner's early steps
         itself, and their models score from `lag` readings later like any other step's."""
         i = self.n_seen_
-        self._ready(self.lag.last_end(i))  # every step whose model scores reading i has been published
+        self._ready_for(i)  # every step whose model scores reading i has been published
         with self._cond:
             j = bisect.bisect_right(self._from, i)  # the snapshots from j on start after reading i
-            e = self._done + 1
-            unknown = e + self.lag(e)  # a step not published yet scores from here at the earliest
+            unknown = self._next_start()  # a step not published yet scores from here at the earliest
             nxt = min(self._from[j], unknown) if j < len(self._from) else unknown
             self._drop_before(j - 1)
         return nxt - i
@@ -219,16 +241,33 @@ class BackgroundLearner:
         while i < len(x):
             room = ln.room(x[i:], y[i:])  # ends early after a reading the model got wrong
             k = min(room, len(x) - i)
+            before = ln.n_steps_ + ln.n_skipped_
             losses = ln.learn_many(x[i:i + k], y[i:i + k])
             i += k
             stepped = k == room  # the mini-batch filled: normaliser and weights moved
             with self._cond:
                 self._losses += losses
                 if stepped:
-                    self._from.append(ln.n_seen_ + self.lag(ln.n_seen_))
-                    self._snaps.append(ln.frozen())
+                    self._publish(ln.n_seen_, ln.n_steps_ + ln.n_skipped_ - before, ln.frozen())
                 self._done += k
                 self._cond.notify_all()
+
+    def _publish(self, e: int, steps: int, snap: FrozenScorer) -> None:
+        """Schedule the model of a step over readings ``0 .. e - 1`` that took `steps` optimiser steps
+        (call holding the lock).
+
+        The training clock counts readings: a step starts when its last reading arrives (or when the
+        step before it is done, if later) and takes ``lag.step`` readings per optimiser step. The
+        model scores from the clock's reading on (plus ``lag.least``), and never before
+        ``e + lag(e)``. At 1,000 lines/s one reading of clock is 1 ms: a warm-up's 16 steps per
+        mini-batch push the start back by 16 readings, where training really needs about 8 ms, so a
+        live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
+        falls back to the readings and ``lag(e)`` alone decides. Readings only, never the time: the
+        same input gives the same scores whatever the timing.
+        """
+        self._clock = max(self._clock, float(e)) + steps * self.lag.step
+        self._from.append(self.lag.start(e, self._clock))
+        self._snaps.append(snap)
 
     # -- what the monitor reads ------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -247,13 +286,15 @@ class BackgroundLearner:
         a resumed run scores with them as the uninterrupted run would have."""
         self.drain()
         j = bisect.bisect_right(self._from, self.n_seen_) - 1
-        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]]}
+        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]],
+                "clock": self._clock}
 
     def load_lag_state(self, state: dict) -> None:
         """Take the models of `lag_state` (saved with the learner this one wraps)."""
         self.drain()
         self._from = [int(v) for v in state["starts"]]
         self._snaps = [_snap_from(m) for m in state["models"]]
+        self._clock = float(state.get("clock", self.learner.n_seen_))  # (absent before the training clock)
 
 
 def _snap_state(snap: FrozenScorer) -> dict:
