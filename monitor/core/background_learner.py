@@ -124,6 +124,7 @@ class BackgroundLearner:
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
         self._snaps: list[FrozenScorer] = [learner.frozen()]
         self._jobs: deque = deque()
+        self._scored = None  # inline: (x, p, snapshot) of the last readings scored
         self._losses: list[float] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -182,11 +183,17 @@ class BackgroundLearner:
         """Scores of the next readings; call with at most `room()` of them."""
         with self._cond:
             snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
-        return snap.predict_proba_many(x)
+        p = snap.predict_proba_many(x)
+        if self._thread is None:  # inline: the learner may take these scores (see learn_many)
+            self._scored = (x, p.copy(), snap)
+        return p
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Queue scored readings for the worker; returns the losses of the steps finished since."""
         if self._thread is None:  # inline: learn now, on this thread
+            last, self._scored = self._scored, None
+            if last is not None and _same_rows(last[0], x):  # the readings just scored: not scored twice
+                self.learner.remember_scores(x, y, last[1], last[2])
             self.n_seen_ += len(x)
             self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
             losses, self._losses = self._losses, []
@@ -295,6 +302,12 @@ class BackgroundLearner:
         self._from = [int(v) for v in state["starts"]]
         self._snaps = [_snap_from(m) for m in state["models"]]
         self._clock = float(state.get("clock", self.learner.n_seen_))  # (absent before the training clock)
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b are views of the same readings (the same memory, shape and strides)."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _snap_state(snap: FrozenScorer) -> dict:
