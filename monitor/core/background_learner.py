@@ -30,8 +30,8 @@ steps; the worker's Python code between them is short.
 from __future__ import annotations
 
 import atexit
-import math
 import bisect
+import math
 import threading
 from collections import deque
 
@@ -266,11 +266,12 @@ class BackgroundLearner:
         The training clock counts readings: a step starts when its last reading arrives (or when the
         step before it is done, if later) and takes ``lag.step`` readings per optimiser step. The
         model scores from the clock's reading on (plus ``lag.least``), and never before
-        ``e + lag(e)``. At 1,000 lines/s one reading of clock is 1 ms: a warm-up's 16 steps per
-        mini-batch push the start back by 16 readings, where training really needs about 8 ms, so a
-        live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
+        ``e + lag(e)``. With ``lag.step`` 1 at 1,000 lines/s one reading of clock is 1 ms: a warm-up's
+        16 steps per mini-batch push the start back by 16 readings, where training needs about 8 ms, so
+        a live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
         falls back to the readings and ``lag(e)`` alone decides. Readings only, never the time: the
-        same input gives the same scores whatever the timing.
+        same input gives the same scores whatever the timing. The default ``step`` is 0 (no clock):
+        the warm-up's models would score later, which costs accuracy (docs/performance.md).
         """
         self._clock = max(self._clock, float(e)) + steps * self.lag.step
         self._from.append(self.lag.start(e, self._clock))
