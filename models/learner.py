@@ -237,6 +237,18 @@ class OnlineLearner:
         self._wrong_memo = (key, np.array(x, copy=True), y.copy(), wrong)
         return wrong
 
+    def remember_scores(self, x: np.ndarray, y: np.ndarray, p: np.ndarray, frozen: "FrozenScorer") -> None:
+        """Scores p (n,) of readings x (n, d), labels y (n,), given by `frozen` (see `frozen`): when that is
+        the current model, `room` and `learn_many` take which readings it gets wrong from them instead of
+        scoring the readings again (issue 15: a replay scored every reading twice)."""
+        if frozen.scorer is not self._scorer or (self.config.normalise and (
+                frozen.centre is None or frozen.centre is not self._centre or frozen.inv_scale is not self._inv_scale
+                or self._stats_at != getattr(self.normaliser, "n_seen_", 0))):
+            return
+        y = np.asarray(y, dtype=np.float64)
+        wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) as _wrong
+        self._wrong_memo = ((self._scorer, getattr(self.normaliser, "n_seen_", 0)), np.array(x, copy=True), y.copy(), wrong)
+
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Buffer readings already scored; step when the buffer holds a mini-batch.
 
