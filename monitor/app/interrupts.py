@@ -24,9 +24,42 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["Interrupts"]
+__all__ = ["Interrupts", "held_until_done"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def held_until_done() -> Iterator[None]:
+    """A block that a signal must not cut short, delivered again as it came once the block is over.
+
+    For the start-up imports (torch, numpy, pandas): a KeyboardInterrupt raised inside an import
+    can be swallowed by the importing library and leave a half-initialised numpy behind, which the
+    run then trips on (a traceback and status 1 instead of 130). After the block, SIGINT raises
+    KeyboardInterrupt as usual and SIGTERM ends the process as it would have.
+
+    >>> import os
+    >>> try:
+    ...     with held_until_done():
+    ...         os.kill(os.getpid(), signal.SIGINT)
+    ...         print("the imports finish first")
+    ... except KeyboardInterrupt:
+    ...     print("then Ctrl-C takes effect")
+    the imports finish first
+    then Ctrl-C takes effect
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if got:
+        signal.raise_signal(got[0])
 
 
 class Interrupts:

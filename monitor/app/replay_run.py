@@ -70,11 +70,13 @@ class _Replay:
     def execute(self) -> int:
         run = self.run
         self._check()
-        configure_torch()
-        self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
-        self._load_checkpoint()
-        self._open_source()
-        self._build_monitor()
+        from monitor.app.interrupts import held_until_done
+        with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
+            configure_torch()
+            self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
+            self._load_checkpoint()
+            self._open_source()
+            self._build_monitor()
         try:
             summary = self._run_loop()
         except OSError as e:  # no space left (ENOSPC), an I/O error: the outputs or the checkpoint cannot be written
