@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.keyed.alerts import Span  # noqa: E402
+from monitor.config import Span  # noqa: E402
 from monitor.keyed.keyed_monitor import KEY_MODELS, KeyedMonitor  # noqa: E402
 from streams import Batch  # noqa: E402
 from streams.ward import Episode, Ward  # noqa: E402

@@ -15,16 +15,50 @@ records, flat, so that a resumed run with other settings is refused naming each 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (models.learner imports torch: not at import time of the CLI)
     from models.learner import LearnerConfig
-    from monitor.keyed.alerts import Span
 
-__all__ = ["SourceSpec", "MonitorConfig", "OutputSpec", "ReplayConfig", "checkpoint_options", "model_keys"]
+__all__ = ["Span", "SourceSpec", "MonitorConfig", "OutputSpec", "ReplayConfig", "checkpoint_options", "model_keys"]
 
 DEFAULT_RANGE = (20.0, 300.0)  # bpm a reading must lie within (--min, --max)
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|min|sec)?\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A number of readings (``readings``) or a duration in seconds (``seconds``), never both.
+
+    >>> Span.parse("10m"), Span.parse("30s"), Span.parse("12")
+    (Span(seconds=600.0), Span(seconds=30.0), Span(readings=12))
+    """
+
+    readings: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Span":
+        """'10m', '30s', '1h', '90sec' (durations) or '12' (readings); ValueError otherwise."""
+        m = _SPAN.fullmatch(str(text))
+        if m is None:
+            raise ValueError(f"{text!r} is not a duration like 10m, 30s, 1h or a number of readings like 12")
+        number, unit = m.group(1), (m.group(2) or "").lower()
+        if not unit:
+            if "." in number or int(number) < 1:
+                raise ValueError(f"{text!r}: a number of readings must be a whole number of at least 1")
+            return cls(readings=int(number))
+        return cls(seconds=float(number) * _UNITS[unit[0]])
+
+    def __repr__(self) -> str:
+        return f"Span(readings={self.readings})" if self.readings is not None else f"Span(seconds={self.seconds})"
+
+    def __str__(self) -> str:
+        return str(self.readings) if self.readings is not None else f"{self.seconds:g}s"
 
 
 @dataclass(frozen=True)
@@ -58,8 +92,7 @@ class SourceSpec:
         return self.file is not None and self.file != "-" and not self.is_redis
 
 
-def _span(text: str):
-    from monitor.keyed.alerts import Span
+def _span(text: str) -> "Span":
     return Span.parse(text)
 
 

@@ -26,7 +26,7 @@ from streams.batch import Batch, Reject
 from streams.fields import shown
 from streams.lines import MAX_LINE
 
-__all__ = ["RecordFile", "to_batch", "no_readings", "RAW_MAX"]
+__all__ = ["RecordFile", "to_batch", "no_readings", "reject_reason", "RAW_MAX"]
 
 RAW_MAX = 200  # characters of a rejected record kept in its Reject
 
@@ -59,7 +59,7 @@ def to_batch(x: np.ndarray, t: np.ndarray, line: np.ndarray, *, raw: Callable[[i
     if valid_range is not None:
         lo, hi = valid_range
         ok &= (x >= lo) & (x <= hi)
-    rejects = [Reject(int(line[i]), str(raw(i))[:RAW_MAX], _why(problems.get(i), x[i], t[i], valid_range))
+    rejects = [Reject(int(line[i]), str(raw(i))[:RAW_MAX], reject_reason(problems.get(i), x[i], t[i], valid_range))
                for i in np.flatnonzero(~ok).tolist()]
     return Batch(time=t[ok], x=x[ok].reshape(-1, 1), y=np.full(int(ok.sum()), np.nan), line=line[ok],
                  key=None if key is None else np.asarray(key, dtype=object)[ok], rejected=tuple(rejects))
@@ -71,7 +71,8 @@ def no_readings(rejected: Sequence[Reject] = (), keyed: bool = False) -> Batch:
                  key=np.empty(0, dtype=object) if keyed else None, rejected=tuple(rejected))
 
 
-def _why(problem: str | None, x: float, t: float, valid_range) -> str:
+def reject_reason(problem: str | None, x: float, t: float, valid_range) -> str:
+    """Why a record is not a reading: ``problem`` when the reader said, else what is wrong with x or t."""
     if problem is not None:
         return problem
     if np.isnan(x):

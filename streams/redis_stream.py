@@ -43,7 +43,8 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from streams.batch import Batch, SourceError
+from streams.batch import Batch, Reject, SourceError
+from streams.records import reject_reason
 
 __all__ = ["RedisTarget", "parse_url", "connect", "shard_of", "shard_streams", "RedisReadings",
            "publish", "PASSWORD_ENV", "StreamMissing", "Read", "LayoutMismatch", "PACK_FORMAT", "pack_entry", "read_layout", "layout_key"]
@@ -166,39 +167,49 @@ def _id_tuple(entry_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _to_batch(entries: list, first_line: int) -> tuple[list[bytes], np.ndarray, Batch]:
+def _to_batch(entries: list, first_line: int,
+              valid_range: tuple[float, float] | None = None) -> tuple[list[bytes], np.ndarray, Batch]:
     """XREADGROUP/XAUTOCLAIM entries -> (ids, entry, Batch), single and packed entries mixed.
 
     Entries without fields (deleted, as XAUTOCLAIM reports them) are dropped; ``entry[i]`` is the
-    index in ``ids`` of the entry that reading i came from (increasing). Entries without a value field
-    give no reading (they are still acknowledged).
+    index in ``ids`` of the entry that reading i came from (increasing). A reading that is not one
+    (no ``value`` field, a value or time that is not a number, a label that is not 0/1, a value not
+    finite or outside ``valid_range``) is a `Reject` of the Batch, with its entry id and reason, as
+    a bad line of a file is: any producer can write into a stream. Readings are numbered from
+    ``first_line``, rejects not counted (a resumed consumer numbers on from the readings it scored).
     """
     entries = [(i, f) for i, f in entries if f]
     ids = [i for i, _ in entries]
-    if entries and all(b"m" not in f for _, f in entries):  # single readings only (other producers)
-        batch, entry = _singles(entries, first_line)
-        return ids, entry, batch
-    parts = []
-    for j, (_, f) in enumerate(entries):
-        if b"m" in f:
-            parts.append(_unpack(f, j))
-        else:
-            b, _ = _singles([entries[j]], 0)
-            parts.append((b.time, b.x[:, 0], b.y, b.key, np.full(len(b), j, dtype=np.int64)))
-    n = sum(len(p[0]) for p in parts)
-    if not n:
-        batch, entry = _singles([], first_line)
-        return ids, entry, batch
+    parts = [_unpack(f, j) if b"m" in f else _single(f, j) for j, (_, f) in enumerate(entries)]
+    if not parts:
+        parts = [(np.empty(0), np.empty(0), np.empty(0), None, np.empty(0, dtype=np.int64), {})]
     t = np.concatenate([p[0] for p in parts])
     v = np.concatenate([p[1] for p in parts])
     y = np.concatenate([p[2] for p in parts])
     has_key = [p[3] is not None for p in parts if len(p[0])]
-    key = np.concatenate([p[3] for p in parts if len(p[0])]) if all(has_key) else None
+    key = np.concatenate([p[3] for p in parts if len(p[0])]) if has_key and all(has_key) else None
     entry = np.concatenate([p[4] for p in parts])
-    t = np.where(np.isnan(t), np.arange(first_line - 1, first_line - 1 + n, dtype=np.float64), t)
-    batch = Batch(time=t, x=v.reshape(-1, 1), y=y, line=np.arange(first_line, first_line + n, dtype=np.int64),
-                  key=key)
-    return ids, entry, batch
+    problems = {}
+    at = 0
+    for p in parts:
+        problems.update({at + i: why for i, why in p[5].items()})
+        at += len(p[0])
+    ok = np.isfinite(v) & ~np.isinf(t)  # (a NaN time is no time: the reading's number stands for it)
+    ok[list(problems)] = False
+    if valid_range is not None:
+        ok &= (v >= valid_range[0]) & (v <= valid_range[1])
+    # readings are numbered from first_line; a reject gets the number of the reading after it
+    number = first_line + np.cumsum(ok) - ok
+    t = np.where(np.isnan(t), number - 1.0, t)
+    rejects = tuple(Reject(int(number[i]), f"entry {_text(ids[entry[i]])}",
+                           reject_reason(problems.get(i), v[i], t[i], valid_range)) for i in np.flatnonzero(~ok).tolist())
+    batch = Batch(time=t[ok], x=v[ok].reshape(-1, 1), y=y[ok], line=number[ok].astype(np.int64),
+                  key=None if key is None else key[ok], rejected=rejects)
+    return ids, entry[ok], batch
+
+
+def _text(i) -> str:
+    return i.decode(errors="replace") if isinstance(i, bytes) else str(i)
 
 
 def _unpack(f: dict, j: int):
@@ -218,23 +229,37 @@ def _unpack(f: dict, j: int):
         raise SourceError(f"a packed entry that does not decode: {type(e).__name__}: {e}") from None
     if not (len(t) == len(v) == len(y) == n) or (key is not None and len(key) != n):
         raise SourceError(f"a packed entry whose arrays do not hold n={n} readings each")
-    return t, v, y, key, np.full(n, j, dtype=np.int64)
+    return t, v, y, key, np.full(n, j, dtype=np.int64), {}
 
 
-def _singles(entries: list, first_line: int) -> tuple[Batch, np.ndarray]:
-    """Single-reading entries -> (Batch, the entry index of each reading)."""
-    keep = [j for j, (_, f) in enumerate(entries) if b"value" in f]
-    fields = [entries[j][1] for j in keep]
-    n = len(fields)
-    value = np.array([float(f[b"value"]) for f in fields], dtype=np.float64)
-    t = np.array([float(f.get(b"time", b"nan")) for f in fields], dtype=np.float64)
-    t = np.where(np.isnan(t), np.arange(first_line - 1, first_line - 1 + n, dtype=np.float64), t)
-    has_key = n and b"key" in fields[0]
-    key = np.array([f.get(b"key", b"").decode() for f in fields], dtype=object) if has_key else None
-    label = np.array([float(f[b"label"]) if b"label" in f else np.nan for f in fields], dtype=np.float64)
-    batch = Batch(time=t, x=value.reshape(-1, 1), y=label,
-                  line=np.arange(first_line, first_line + n, dtype=np.int64), key=key)
-    return batch, np.array(keep, dtype=np.int64)
+def _number(f: dict, name: bytes, problems: list, default: float = np.nan) -> float:
+    """Field ``name`` of a single-reading entry as a float (``default`` when absent); a field that
+    is not a number notes why in ``problems``."""
+    raw = f.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        problems.append(f"{name.decode()} is not a number: {raw[:40].decode(errors='replace')!r}")
+        return np.nan
+
+
+def _single(f: dict, j: int):
+    """One single-reading entry (any producer: fields as text) -> the arrays `_unpack` gives, and its problem."""
+    problems: list[str] = []
+    if b"value" not in f:
+        problems.append("no value field")
+    value = _number(f, b"value", problems)
+    t = _number(f, b"time", problems)
+    label = _number(f, b"label", problems)
+    if not (np.isnan(label) or label in (0.0, 1.0)):
+        problems.append(f"label is not 0 or 1: {label:g}")
+    if b"time" in f and np.isnan(t) and not problems:
+        problems.append("not a time")
+    key = np.array([f[b"key"].decode(errors="replace")], dtype=object) if b"key" in f else None
+    return (np.array([t]), np.array([value]), np.array([label]), key, np.array([j], dtype=np.int64),
+            {0: problems[0]} if problems else {})
 
 
 class StreamMissing(SourceError):
@@ -273,6 +298,9 @@ class RedisReadings:
         for acknowledgement only (``skipped``), not processed again.
     first_line
         Number given to the first reading handed over (Batch.line counts readings from 1).
+    valid_range
+        ``(low, high)`` bpm: values outside are rejects of the Batch (`Batch.rejected`), as are
+        entries that hold no reading; None accepts any finite value.
 
     Attributes
     ----------
@@ -281,8 +309,10 @@ class RedisReadings:
     """
 
     def __init__(self, *, client, stream: str, group: str = "monitor", consumer: str = "c0", count: int = 500,
-                 block_ms: int = 100, after: str | None = None, first_line: int = 1, target: int = 4096) -> None:
+                 block_ms: int = 100, after: str | None = None, first_line: int = 1, target: int = 4096,
+                 valid_range: tuple[float, float] | None = None) -> None:
         self.client = client
+        self.valid_range = valid_range
         self.max_count = count
         self.target = target
         self.stream = stream
@@ -340,7 +370,7 @@ class RedisReadings:
             skip = [i for i, _ in entries if _id_tuple(i) <= limit]
             entries = [(i, f) for i, f in entries if _id_tuple(i) > limit]
         skip += [i for i, f in entries if not f]
-        ids, entry, batch = _to_batch(entries, self.first_line)
+        ids, entry, batch = _to_batch(entries, self.first_line, self.valid_range)
         self.first_line += len(batch)
         if ids:  # packed entries: fewer per read, for batches of about `target` readings
             self.count = max(1, min(self.max_count, self.target * len(ids) // max(1, len(batch))))

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from monitor.keyed.alerts import AlertTracker, Span
+from monitor.config import Span
+from monitor.keyed.alerts import AlertTracker
 from tests.conftest import cuts
 
 

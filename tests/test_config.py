@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from monitor.keyed.alerts import Span
+from monitor.config import Span
 from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec, checkpoint_options, model_keys
 
 # The option names checkpoints were written with before monitor.config: kept, so they still resume.

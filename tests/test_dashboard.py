@@ -108,7 +108,7 @@ def test_an_unkeyed_stream_is_one_series():
 @pytest.fixture(scope="module")
 def ward_run(tmp_path_factory):
     """`monitor replay ward.csv --alert-after 5m` (20 patients) through a dashboard, served."""
-    from monitor.keyed.alerts import Span
+    from monitor.config import Span
     from monitor.app.replay_run import run_replay
     from monitor.config import MonitorConfig, OutputSpec, ReplayConfig, SourceSpec
     from monitor.cli.options import learner_config

@@ -105,7 +105,7 @@ def test_page_loads_without_console_errors_and_shows_one_tile_per_patient(driver
 
 
 def test_an_alert_shows_within_2_s_of_the_reading_that_opened_it(driver, dashboard):
-    from monitor.keyed.alerts import Span
+    from monitor.config import Span
     from monitor.keyed.keyed_monitor import KeyedMonitor
     from streams import Batch
 

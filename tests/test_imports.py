@@ -82,3 +82,19 @@ def test_models_and_streams_never_import_monitor():
     wrong = {m: sorted(d for d in deps if d.split(".")[0] == "monitor")
              for m, deps in graph.items() if m.split(".")[0] in ("models", "streams")}
     assert {m: d for m, d in wrong.items() if d} == {}
+
+
+def _layer(module: str) -> str:
+    """The layer a product module belongs to: monitor's sub-package or top-level module, or models/streams."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "monitor" and len(parts) > 1 else parts[0]
+
+
+def test_monitor_layers_form_no_cycle():
+    """Sub-packages stack in layers (README's module map): an import never runs back up, lazily or not."""
+    graph = import_graph()
+    layers: dict[str, set[str]] = {}
+    for m, deps in graph.items():
+        layers.setdefault(_layer(m), set()).update(_layer(d) for d in deps if _layer(d) != _layer(m))
+    assert {"monitor.app", "monitor.core", "monitor.config", "monitor.keyed"} <= set(layers)
+    assert cycles(layers) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.keyed.alerts import AlertTracker, Span
+from monitor.config import Span
+from monitor.keyed.alerts import AlertTracker
 from monitor.keyed.keyed_monitor import KeyedMonitor
 from monitor.core.monitor import Monitor
 from models.normaliser import RunningNormaliser
@@ -128,3 +129,20 @@ def test_new_keys_cold_start_with_the_shared_network():
     for k in set(key.tolist()):
         first[np.flatnonzero(key == k)[:20]] = True
     assert (s.flag[first] == (s.label[first] > 0.5)).mean() >= 0.95
+
+
+def test_per_key_learners_run_the_monitors_loop_so_an_unscoreable_reading_is_finalised(monkeypatch):
+    """Per-key mode scores through Monitor.test_then_train: a NaN score becomes 0.5 and is counted, as unkeyed."""
+    from models.learner import OnlineLearner
+
+    score = OnlineLearner.predict_proba_many
+    monkeypatch.setattr(OnlineLearner, "predict_proba_many",
+                        lambda self, x: np.where(x[:, 0] >= 1e300, np.nan, score(self, x)))
+    x = np.array([[80.0], [1e300], [95.0], [88.0], [1e301], [99.0]])
+    b = Batch(time=np.arange(6.0), x=x, y=np.full(6, np.nan), line=np.arange(1, 7),
+              key=np.array(list("ababab"), dtype=object))
+    mon = KeyedMonitor(seed=0, model="per-key")
+    s = mon.process(b)
+    assert not np.isnan(s.p).any() and s.p[[1, 4]].tolist() == [0.5, 0.5]
+    summary = mon.summary()
+    assert summary["nan_scores"] == 2 and summary["steps"] > 0 and summary["final_loss"] is not None

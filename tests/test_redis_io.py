@@ -137,6 +137,45 @@ def test_an_unknown_packed_format_is_one_line(redis_url):
     assert "format '9'" in msg
 
 
+def _entry(**fields) -> dict:
+    return {k.encode(): str(v).encode() for k, v in fields.items()}
+
+
+def test_entries_that_hold_no_reading_are_rejects_with_their_reason():
+    """Any producer can write into a stream: a bad entry is a counted reject, never a crash or a NaN (no Redis)."""
+    from streams.redis_stream import _to_batch
+
+    entries = [(b"1-0", _entry(value=80)), (b"2-0", _entry(value="abc")), (b"3-0", _entry(value="nan")),
+               (b"4-0", _entry(value="1e400")), (b"5-0", _entry(value=500)), (b"6-0", _entry(time=5)),
+               (b"7-0", _entry(value=90, label=7)), (b"8-0", _entry(value=90, time="xyz")),
+               (b"9-0", _entry(value=95, time=12.5)), (b"10-0", {})]
+    ids, entry, b = _to_batch(entries, 1, (20.0, 300.0))
+    assert b.x[:, 0].tolist() == [80.0, 95.0] and b.line.tolist() == [1, 2] and b.time.tolist() == [0.0, 12.5]
+    assert len(ids) == 9 and entry.tolist() == [0, 8]  # the deleted entry (no fields) is not an id to process
+    assert [(r.raw, r.reason) for r in b.rejected] == [
+        ("entry 2-0", "value is not a number: 'abc'"), ("entry 3-0", "missing value"),
+        ("entry 4-0", "not finite: 'inf'"), ("entry 5-0", "out of range 20..300: '500'"),
+        ("entry 6-0", "no value field"), ("entry 7-0", "label is not 0 or 1: 7"),
+        ("entry 8-0", "time is not a number: 'xyz'")]
+    assert [r.line for r in b.rejected] == [2, 2, 2, 2, 2, 2, 2]  # the number of the reading after each
+
+
+def test_a_serve_counts_and_names_bad_entries_and_scores_the_rest(redis_url, tmp_path):
+    client, stream = _client(redis_url), parse_url(redis_url).stream
+    for v in (80, 95, "abc", 500, 88):
+        client.xadd(stream, {"value": v})
+    client.xadd(stream, {"time": 5})
+    out, summary = tmp_path / "out.jsonl", tmp_path / "s.json"
+    res = _cli("replay", redis_url, "--until-idle", "--out", str(out), "--summary-json", str(summary))
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    s = json.loads(summary.read_text())
+    assert (s["readings"], s["rejected"]) == (3, 3)
+    assert [r["reason"] for r in s["first_rejects"]] == ["value is not a number: 'abc'", "out of range 20..300: '500'",
+                                                         "no value field"]
+    assert [json.loads(ln)["value"] for ln in out.read_text().splitlines()] == [80.0, 95.0, 88.0]
+    assert "rejected: value is not a number: 'abc'" in res.output
+
+
 # ---------------------------------------------------------------- a Redis that goes away
 
 def _free_port() -> int:
@@ -205,7 +244,7 @@ def _wait_for(pred, timeout=60.0) -> None:
 
 def _reference(batches, **kw) -> tuple[str, list[str]]:
     from models.learner import LearnerConfig
-    from monitor.keyed.alerts import Span
+    from monitor.config import Span
     from monitor.keyed.keyed_monitor import KeyedMonitor
     from monitor.output.sinks import JsonlSink
 

@@ -4,7 +4,8 @@ import io
 
 import numpy as np
 
-from monitor.keyed.alerts import AlertTracker, Span
+from monitor.config import Span
+from monitor.keyed.alerts import AlertTracker
 from monitor.core.metrics import PrequentialMetrics
 from monitor.core.monitor import Scored
 from monitor.output.sinks import CHUNK, CsvSink, JsonlSink, TableSink

@@ -287,7 +287,7 @@ def lock_state(state, error=None):
 def _dashboard_tee(dashboard, sink, mon, report, extra: dict):
     """The sink that also feeds the dashboard, with the run's summary as it goes."""
     import time
-    from monitor.dashboard.live import live_summary
+    from monitor.app.summary import live_summary
     started = time.perf_counter()
     return dashboard.tee(sink, lambda: live_summary(mon, rejected=report.count, started=started, extra=extra))
 
@@ -331,7 +331,7 @@ def _is_device(path: str) -> bool:
 
 
 def _require_plotting() -> None:
-    from monitor.lab.plots import PlotUnavailable, require_matplotlib
+    from monitor.output.plots import PlotUnavailable, require_matplotlib
     try:
         require_matplotlib()
     except PlotUnavailable as e:
@@ -339,7 +339,7 @@ def _require_plotting() -> None:
 
 
 def _write_replay_plot(mon, path, *, threshold, title) -> None:
-    from monitor.lab.plots import plot_replay
+    from monitor.output.plots import plot_replay
     if not mon.trace.p:
         raise MonitorError(f"nothing to plot in {path}: --plot draws one unkeyed series, and this stream was keyed "
                     "(or empty); replay one patient's readings to plot them")

@@ -13,9 +13,11 @@ state). `format_summary` is the few lines printed at the end.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
-__all__ = ["RunFacts", "build_summary", "format_summary"]
+__all__ = ["RunFacts", "build_summary", "live_summary", "format_summary"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ def build_summary(monitor_summary: dict, facts: RunFacts, *, about: dict | None 
         out["signal"] = facts.signal
     out.update(about or {})
     return out
+
+
+def live_summary(monitor, *, rejected: int, started: float, extra: dict | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> dict:
+    """The summary a run would write now (the keys of --summary-json; header_lines unknown, None)."""
+    facts = RunFacts(rejected=rejected, header_lines=None, elapsed=clock() - started)
+    return build_summary(monitor.summary(), facts, about=extra)
 
 
 def format_summary(s: dict) -> str:

@@ -111,8 +111,8 @@ def open_dashboard(spec: str, *, source: str, quiet: bool):
 
 
 def span(text: str, option: str):
-    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.keyed.alerts.Span; bad text is a usage error."""
-    from monitor.keyed.alerts import Span
+    """Parse an alert span (``30s``, ``10m``, ``12``) as monitor.config.Span; bad text is a usage error."""
+    from monitor.config import Span
     try:
         return Span.parse(text)
     except ValueError as e:

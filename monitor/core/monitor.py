@@ -148,23 +148,13 @@ class Monitor:
         n = len(x)
         y = label(x, batch.y, threshold=self.threshold)
         learner = self._learner_for(x.shape[1])
-        p = np.empty(n)
-        i = 0
-        while i < n:
-            k = min(learner.room(x[i:], y[i:]), n - i) if self.learn else n - i
-            p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
-            self._finalise(p[i:i + k])  # before emitting: what is emitted is what is returned
-            if emit is not None:
-                emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p[i:i + k],
-                            flag=p[i:i + k] > self.flag_at, line=batch.line[i:i + k],
-                            key=None if batch.key is None else batch.key[i:i + k]))
-            if self.learn:
-                losses = learner.learn_many(x[i:i + k], y[i:i + k])  # ...learned after
-                self.recent_losses.extend(losses)
-                if self.trace is not None and losses:
-                    self.trace.loss += losses
-                    self.trace.loss_at += [learner.n_seen_] * len(losses)
-            i += k
+
+        def scored(i: int, k: int, p: np.ndarray) -> None:
+            emit(Scored(time=batch.time[i:i + k], x=x[i:i + k], label=y[i:i + k], p=p,
+                        flag=p > self.flag_at, line=batch.line[i:i + k],
+                        key=None if batch.key is None else batch.key[i:i + k]))
+
+        p = self.test_then_train(learner, x, y, scored if emit is not None else None)
         flag = p > self.flag_at
         start = self.n_scored
         self.n_scored += n
@@ -178,6 +168,32 @@ class Monitor:
             self.trace.x.append(x)
             self.trace.time.append(batch.time)
         return Scored(time=batch.time, x=x, label=y, p=p, flag=flag, line=batch.line, key=batch.key)
+
+    def test_then_train(self, learner: OnlineLearner, x: np.ndarray, y: np.ndarray,
+                        scored: Callable[[int, int, np.ndarray], None] | None = None) -> np.ndarray:
+        """The scores of readings x, each given before the learner learns from it (unless learn=False).
+
+        The learner says how many readings it takes before its next step (``room``); each such slice
+        is scored, finalised (`_finalise`), handed to ``scored(start, length, p)`` and then learned.
+        `KeyedMonitor` runs its per-key learners through this same loop.
+        """
+        n = len(x)
+        p = np.empty(n)
+        i = 0
+        while i < n:
+            k = min(learner.room(x[i:], y[i:]), n - i) if self.learn else n - i
+            p[i:i + k] = learner.predict_proba_many(x[i:i + k])  # scored first...
+            self._finalise(p[i:i + k])  # before emitting: what is emitted is what is returned
+            if scored is not None:
+                scored(i, k, p[i:i + k])
+            if self.learn:
+                losses = learner.learn_many(x[i:i + k], y[i:i + k])  # ...learned after
+                self.recent_losses.extend(losses)
+                if self.trace is not None and losses:
+                    self.trace.loss += losses
+                    self.trace.loss_at += [learner.n_seen_] * len(losses)
+            i += k
+        return p
 
     def network(self) -> str:
         """One line saying what the model is (as it runs, or will run once the first batch comes)."""

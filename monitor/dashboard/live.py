@@ -16,7 +16,7 @@ from monitor.dashboard.address import Address
 from monitor.dashboard.server import DashboardServer
 from monitor.dashboard.state import WardState
 
-__all__ = ["Dashboard", "DashboardTee", "live_summary"]
+__all__ = ["Dashboard", "DashboardTee"]
 
 
 class DashboardTee:
@@ -108,10 +108,3 @@ class Dashboard:
             except KeyboardInterrupt:
                 return stop.exit_status or 130
 
-
-def live_summary(monitor, *, rejected: int, started: float, extra: dict | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> dict:
-    """The summary a run would write now (the keys of --summary-json; header_lines unknown, None)."""
-    from monitor.app.summary import RunFacts, build_summary
-    facts = RunFacts(rejected=rejected, header_lines=None, elapsed=clock() - started)
-    return build_summary(monitor.summary(), facts, about=extra)

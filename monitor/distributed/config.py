@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from monitor.keyed.alerts import Span
+from monitor.config import Span
 
 if TYPE_CHECKING:  # models.learner imports torch: only where a network is built
     from models.learner import LearnerConfig
@@ -34,6 +34,7 @@ class ServeConfig:
     maxlen: int | None = 1_000_000  # output streams trimmed to about this many entries
     records_stream: bool = True  # write records back to STREAM:records (alerts are always written)
     step_batches: int = 8  # batches per call of a worker (never one reading per call)
+    valid_range: tuple[float, float] | None = (20.0, 300.0)  # bpm; entries outside, or holding no reading, are rejects
 
     def monitor_kwargs(self) -> dict:
         """The arguments of `monitor.keyed.keyed_monitor.KeyedMonitor`."""

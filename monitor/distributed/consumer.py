@@ -12,8 +12,13 @@ exactly-once effect on outputs
     (monitor.distributed.redis_outputs); the records recomputed are the same (same state, same
     readings, same order).
 counts
-    processed, written and alert counts are saved in the checkpoint, so a summary after restarts
-    counts every reading once.
+    processed, rejected, written and alert counts are saved in the checkpoint, so a summary after
+    restarts counts every reading once.
+rejects
+    An entry that holds no reading (no value, a value that is not a number or lies outside
+    ``config.valid_range``, a label that is not 0/1) is acknowledged with the others and counted
+    in ``rejected``, the first few with their entry id and reason (any producer can write into a
+    stream: a bad entry is never a crash and never silently dropped).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from monitor.distributed.config import ServeConfig
 from monitor.distributed.redis_outputs import RecordWriter, alert_ids
 
 __all__ = ["ShardConsumer"]
+
+SHOW_REJECTS = 5  # rejects kept with their entry id and reason for the summary
 
 
 def _text(i) -> str:
@@ -80,12 +87,14 @@ class ShardConsumer:
             self.last_id = saved["last_id"]
             counts = saved.get("counts", {})
         self.processed_ = int(counts.get("processed", self.monitor.n_scored))  # each reading once
+        self.rejected_ = int(counts.get("rejected", 0))
+        self.first_rejects_: list[dict] = list(counts.get("first_rejects", []))
         self.writer.written_ = int(counts.get("written", 0))
         self.writer.alerts_written_ = int(counts.get("alerts", 0))
         self.restarts_ = int(counts.get("restarts", 0)) + (saved is not None)
         self.reader = RedisReadings(client=client, stream=stream, group=group, consumer=consumer or f"{stream}:c",
                                     count=config.count, block_ms=config.block_ms, after=self.last_id,
-                                    first_line=self.monitor.n_scored + 1)
+                                    first_line=self.monitor.n_scored + 1, valid_range=config.valid_range)
         self.reader.ensure_group()
         self._unacked: list = []
         self._since = 0
@@ -137,6 +146,10 @@ class ShardConsumer:
             self.client.xack(self.stream, self.reader.group, *skip)
         if not ids:
             return 0
+        if batch.rejected:
+            self.rejected_ += len(batch.rejected)
+            self.first_rejects_ += [{"entry": r.raw.removeprefix("entry "), "reason": r.reason}
+                                    for r in batch.rejected[:max(0, SHOW_REJECTS - len(self.first_rejects_))]]
         if not len(batch):  # entries without a reading: acknowledged with the next checkpoint
             self._unacked.extend(ids)
             return 0
@@ -169,7 +182,8 @@ class ShardConsumer:
         self._due = False
         if not self._unacked:
             return
-        counts = {"processed": self.processed_, "written": self.writer.written_,
+        counts = {"processed": self.processed_, "rejected": self.rejected_, "first_rejects": self.first_rejects_,
+                  "written": self.writer.written_,
                   "alerts": self.writer.alerts_written_, "restarts": self.restarts_}
         self.store.save({"monitor": self.monitor.state_dict(), "last_id": self.last_id, "counts": counts},
                         self._unacked)
@@ -182,7 +196,8 @@ class ShardConsumer:
 
     def summary(self) -> dict:
         out = self.monitor.summary()
-        out.update({"stream": self.stream, "processed": self.processed_, "written": self.writer.written_,
+        out.update({"stream": self.stream, "processed": self.processed_, "rejected": self.rejected_,
+                    "first_rejects": self.first_rejects_, "written": self.writer.written_,
                     "alerts_written": self.writer.alerts_written_, "duplicates_skipped": self.writer.duplicates_,
                     "claimed": self.reader.claimed_, "covered_by_checkpoint": self.skipped_,
                     "resumed": self.resumed_, "restarts": self.restarts_})

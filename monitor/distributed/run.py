@@ -106,10 +106,14 @@ def _report(summary: dict, spec: ServeOutputs, what: str, interrupted: bool) -> 
             raise MonitorError(f"cannot write {e.filename}: {e.strerror}")
     if spec.quiet:
         return
+    for r in summary.get("first_rejects", []):
+        sys.stderr.write(f"monitor: entry {r['entry']} rejected: {r['reason']}\n")
+    if summary.get("rejected", 0) > len(summary.get("first_rejects", [])):
+        sys.stderr.write(f"monitor: {summary['rejected'] - len(summary['first_rejects'])} more entries rejected\n")
     acc = summary["accuracy"]
     sys.stderr.write(
         f"monitor: {what}: readings {summary['readings']}  flags {summary['flags']}  "
-        f"episodes {summary['episodes']}  accuracy {'n/a' if acc is None else format(acc, '.4f')}  "
+        f"rejected {summary['rejected']}  episodes {summary['episodes']}  accuracy {'n/a' if acc is None else format(acc, '.4f')}  "
         f"({summary['readings_per_s'] or 0:,.0f} readings/s, {summary['elapsed_s']:.2f} s)"
         f"{'  interrupted' if interrupted else ''}\n"
         f"monitor: redis: processed {summary['processed']}  records written {summary['written']}  alerts "
@@ -176,7 +180,7 @@ def run_serve(url: str, config: ServeConfig, engine: EngineSpec, spec: ServeOutp
     summary.update({"seed": config.seed, "interrupted": signum is not None, "records_out": outputs.n_records,
                     "alerts_out": outputs.n_alerts})
     if single:
-        summary.update({"rejected": 0, "header_lines": 0})
+        summary["header_lines"] = 0  # a stream has no header; its rejects are counted by the consumer
     what = "replay" if single else f"serve ({engine.engine}, {len(streams)} shard{'s' if len(streams) > 1 else ''})"
     _report(summary, spec, what, signum is not None)
     return 128 + signum if signum is not None else 0

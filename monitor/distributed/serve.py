@@ -36,9 +36,10 @@ def merge_summaries(shards: list[dict]) -> dict:
     n = sum(s["readings"] for s in shards)
     out = {"readings": n, "flags": sum(s["flags"] for s in shards),
            "episodes": sum(s.get("episodes", 0) for s in shards)}
-    for name in ("processed", "written", "alerts_written", "duplicates_skipped", "claimed", "covered_by_checkpoint",
+    for name in ("processed", "rejected", "written", "alerts_written", "duplicates_skipped", "claimed", "covered_by_checkpoint",
                  "restarts"):
         out[name] = sum(s.get(name, 0) for s in shards)
+    out["first_rejects"] = [r for s in shards for r in s.get("first_rejects", [])][:5]
     acc = [(s["accuracy"], s["readings"]) for s in shards if s.get("accuracy") is not None]
     out["accuracy"] = round(sum(a * k for a, k in acc) / sum(k for _, k in acc), 6) if acc else None
     keys = {}

@@ -29,48 +29,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import dataclass
 from typing import Sequence, TextIO
 
 import numpy as np
 
-__all__ = ["Span", "AlertTracker", "AlertSink"]
+from monitor.config import Span  # the unit of `after` and `clear`, parsed from the options
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|min|sec)?\s*", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Span:
-    """A number of readings (``readings``) or a duration in seconds (``seconds``), never both.
-
-    >>> Span.parse("10m"), Span.parse("30s"), Span.parse("12")
-    (Span(seconds=600.0), Span(seconds=30.0), Span(readings=12))
-    """
-
-    readings: int | None = None
-    seconds: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "Span":
-        """'10m', '30s', '1h', '90sec' (durations) or '12' (readings); ValueError otherwise."""
-        m = _SPAN.fullmatch(str(text))
-        if m is None:
-            raise ValueError(f"{text!r} is not a duration like 10m, 30s, 1h or a number of readings like 12")
-        number, unit = m.group(1), (m.group(2) or "").lower()
-        if not unit:
-            if "." in number or int(number) < 1:
-                raise ValueError(f"{text!r}: a number of readings must be a whole number of at least 1")
-            return cls(readings=int(number))
-        return cls(seconds=float(number) * _UNITS[unit[0]])
-
-    def __repr__(self) -> str:
-        return f"Span(readings={self.readings})" if self.readings is not None else f"Span(seconds={self.seconds})"
-
-    def __str__(self) -> str:
-        return str(self.readings) if self.readings is not None else f"{self.seconds:g}s"
-
+__all__ = ["AlertTracker", "AlertSink"]
 
 _FIELDS = ("open", "run", "start", "last_flag", "opened_at", "n", "sum", "peak", "tn", "tsum", "tpeak",
            "episodes")

@@ -41,8 +41,8 @@ import numpy as np
 from models.keyed_normaliser import KeyedNormaliser
 from models.learner import LearnerConfig, OnlineLearner
 from models.manual_step import ManualStepLearner  # the learner, its step written out in torch ops (replay speed)
-from monitor.keyed.alerts import AlertTracker, Span
-from monitor.config import MonitorConfig
+from monitor.config import MonitorConfig, Span
+from monitor.keyed.alerts import AlertTracker
 from monitor.keyed.key_table import KeyTable, TooManyKeys
 from monitor.core.labels import DEFAULT_THRESHOLD, label
 from monitor.core.metrics import PrequentialMetrics
@@ -170,7 +170,7 @@ class KeyedMonitor:
         return replace(s, x=x)
 
     def _per_key(self, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """One learner per key: group the batch by key, each group test-then-train in room() slices."""
+        """One learner per key: group the batch by key, each group through `Monitor.test_then_train`."""
         p = np.empty(len(x))
         order = np.argsort(ids, kind="stable")
         sid = ids[order]
@@ -181,16 +181,7 @@ class KeyedMonitor:
             learner = self.learners.get(k)
             if learner is None:
                 learner = self.learners[k] = ManualStepLearner(config, seed=self.seed)
-            xs, ys = x[idx], y[idx]
-            ps = np.empty(len(idx))
-            i = 0
-            while i < len(idx):
-                m = min(learner.room(xs[i:], ys[i:]), len(idx) - i) if self.learn else len(idx) - i
-                ps[i:i + m] = learner.predict_proba_many(xs[i:i + m])  # scored first...
-                if self.learn:
-                    learner.learn_many(xs[i:i + m], ys[i:i + m])  # ...learned after
-                i += m
-            p[idx] = ps
+            p[idx] = self.inner.test_then_train(learner, x[idx], y[idx])  # the monitor's own loop
         return p
 
     def _forget(self, evicted: list[tuple[str, int]]) -> list[dict]:
@@ -241,7 +232,11 @@ class KeyedMonitor:
             out.update({"learn": self.learn, "threshold": self.threshold,
                         "steps": sum(ln.n_steps_ for ln in self.learners.values()),
                         "skipped_steps": sum(ln.n_skipped_ for ln in self.learners.values()),
-                        "final_loss": None,
+                        "normaliser_skipped": sum(getattr(ln.normaliser, "n_refused_", 0)
+                                                  for ln in self.learners.values()),
+                        "nan_scores": self.inner.n_nan_scores,  # counted by the loop every key runs through
+                        "final_loss": (float(np.mean(self.inner.recent_losses))
+                                       if self.inner.recent_losses else None),
                         "network": "one per key: " + self.inner.network()})
         else:
             out = self.inner.summary()

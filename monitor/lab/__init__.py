@@ -1,1 +1,1 @@
-"""Tools for learning about the monitor: the normalisation ablation and the pictures."""
+"""Tools for learning about the monitor: the normalisation ablation."""

@@ -174,7 +174,7 @@ def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot,
     torch.set_num_threads(1)  # tiny networks: one thread is fastest and leaves the other core free
 
     if plot:
-        from monitor.lab.plots import PlotUnavailable, require_matplotlib
+        from monitor.output.plots import PlotUnavailable, require_matplotlib
         try:
             require_matplotlib()
         except PlotUnavailable as e:
@@ -202,7 +202,7 @@ def run_ablate(*, file, column, passes, seed, threshold, loss, plain, fmt, plot,
     else:
         print(format_table(rows))
     if plot:
-        from monitor.lab.plots import plot_ablation
+        from monitor.output.plots import plot_ablation
         title = f"{name}, {passes} passes, seed {seed}" + (", plain setting" if plain else "")
         try:
             plot_ablation(runs, plot, title=title)

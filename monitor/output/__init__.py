@@ -1,1 +1,1 @@
-"""Record writers (JSON Lines, CSV, table) and the number formatting behind them."""
+"""Record writers (JSON Lines, CSV, table), the number formatting behind them, and the pictures."""
