@@ -4,7 +4,7 @@ Run from the project root (needs `pip install '.[dist]'` and redis-server on PAT
 
     python benchmarks/distributed.py [--patients 200] [--minutes 60] [--runs 3] [--rate 1000]
                                      [--seconds 10] [--port PORT] [--skip-ray] [--latency-only]
-                                     [--key-model shared] [--running-ray]
+                                     [--key-model shared] [--running-ray] [--cpu]
 
 Without --port it starts its own redis-server on a free loopback port (no persistence) and stops
 it at the end. The input is a simulated ward (streams.ward.Ward, a reading every 5 s per patient),
@@ -21,7 +21,11 @@ each command is timed as a whole process, its start-up included, records written
 
 (the consumer group, outputs and checkpoints are deleted before each run, so each run reads the
 whole stream). Printed: the median wall time of each, readings/s, and the ratio of each to the
-single process (readings/s over readings/s, run by run, median).
+single process (readings/s over readings/s, run by run, median); for the Redis commands also the
+serve loop's own rate (from --summary-json: elapsed_s - startup_s, after the actors are created:
+what a long-running serve sustains, start-up excluded). --cpu adds the CPU seconds of each command
+by group, sampled from /proc: the command's process tree (with a local Ray it started), the held
+Ray's tree (its actors, with --running-ray) and redis-server.
 
 Latency: a producer writes --rate readings/s for --seconds (a packed entry every 10 ms, 50
 patients, the reading's time field = the wall clock at sending) while `monitor replay redis://`
@@ -101,13 +105,74 @@ def reset(client, streams: list[str]) -> None:
         client.delete(f"{s}:records", f"{s}:alerts", f"{s}:state")
 
 
-def timed(args: list[str]) -> float:
+class CpuMeter:
+    """CPU seconds used while a command runs, by group: the command's process tree (with a local Ray
+    it started: head, raylet, actors), the held Ray's tree (a joined cluster: its actors), and
+    redis-server. Sampled from /proc every 0.1 s (a process that ends between two samples loses at
+    most its last 0.1 s); Linux only."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.base = {p: c for p, (_, c) in self._procs().items()}
+        self.last: dict[int, tuple[str, float]] = {}
+
+    @classmethod
+    def _procs(cls) -> dict[int, tuple[int, float]]:
+        out = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat") as fh:
+                        f = fh.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                out[int(name)] = (int(f[1]), (int(f[11]) + int(f[12])) / cls.HZ)
+        return out
+
+    def sample(self) -> None:
+        procs = self._procs()
+        kids: dict[int, list[int]] = {}
+        for pid, (ppid, _) in procs.items():
+            kids.setdefault(ppid, []).append(pid)
+        seen: set[int] = set()
+        for group, roots in self.groups.items():  # a process counts in the first group whose tree holds it
+            todo = list(roots)
+            while todo:
+                pid = todo.pop()
+                if pid in seen or pid not in procs:
+                    continue
+                seen.add(pid)
+                self.last[pid] = (group, procs[pid][1] - self.base.get(pid, 0.0))
+                todo += kids.get(pid, [])
+
+    def totals(self) -> dict[str, float]:
+        out = {g: 0.0 for g in self.groups}
+        for group, cpu in self.last.values():
+            out[group] += cpu
+        return out
+
+
+def timed(args: list[str], meter_groups: dict[str, list[int]] | None = None) -> tuple[float, dict[str, float]]:
+    """(wall seconds, CPU seconds by group when ``meter_groups``) of one whole `monitor` process."""
     t0 = time.perf_counter()
     p = monitor(*args)
-    _, err = p.communicate()
+    meter = CpuMeter({"command": [p.pid], **(meter_groups or {})}) if meter_groups is not None else None
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
+    reader.start()
+    while p.poll() is None:
+        if meter is not None:
+            meter.sample()
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    reader.join()
+    if meter is not None:
+        meter.sample()
     if p.returncode != 0:
-        raise SystemExit(f"failed: monitor {' '.join(args)}\n{err.decode()}")
-    return time.perf_counter() - t0
+        raise SystemExit(f"failed: monitor {' '.join(args)}\n{err[0].decode() if err else ''}")
+    return wall, meter.totals() if meter is not None else {}
 
 
 def latency(url: str, client, stream: str, rate: float, seconds: float) -> list[float]:
@@ -168,6 +233,54 @@ def latency(url: str, client, stream: str, rate: float, seconds: float) -> list[
     return lat
 
 
+def commands(args, base: str, address: str | None, summaries: str) -> dict[str, list[str]]:
+    """The commands timed, by name; the Redis ones write their summary to SUMMARIES/NAME.json."""
+    ward = ["--stream", "ward", "--patients", str(args.patients), "--n", str(args.minutes)]
+    km = ["--key-model", args.key_model]
+    cmds = {"single process": ["replay", *ward, *km, "--out", os.devnull, "-q"],
+            "1 consumer": ["replay", f"{base}-1", *km, "--until-idle", "--out", os.devnull, "-q"]}
+    if not args.skip_ray:
+        cmds["2 ray shards"] = ["serve", f"{base}-2", *km, "--until-idle", "--out", os.devnull, "-q"]
+    if address:
+        cmds["2 shards, running Ray"] = ["serve", f"{base}-2", *km, "--address", address, "--until-idle",
+                                         "--out", os.devnull, "-q"]
+    for name, cmd in cmds.items():
+        if name != "single process":
+            cmd += ["--summary-json", os.path.join(summaries, name.replace(" ", "_").replace(",", "") + ".json")]
+    return cmds
+
+
+def report(n: int, walls: dict, cpus: dict, loops: dict) -> None:
+    """Readings/s, ratios (run by run, median), CPU by group, and the serve loop's own rate."""
+    single = walls["single process"]
+    for name, w in walls.items():
+        ratio = statistics.median(s / x for s, x in zip(single, w))
+        print(f"{name:<22} {n / statistics.median(w):>9,.0f} readings/s  (median wall {statistics.median(w):.2f} s "
+              f"of {len(w)}; {ratio:.2f}x the single process)")
+    for name in ("2 ray shards", "2 shards, running Ray"):
+        if name in walls:
+            r = statistics.median(c / x for c, x in zip(walls["1 consumer"], walls[name]))
+            print(f"{name} / 1 consumer: {r:.2f}x (whole process)")
+    if any(cpus.values()):
+        print("CPU seconds (median of runs; processes sampled from /proc every 0.1 s):")
+        for name, runs in cpus.items():
+            groups = {g: statistics.median(r[g] for r in runs) for g in runs[0]}
+            total = statistics.median(sum(r.values()) for r in runs)
+            parts = "  ".join(f"{g} {c:.2f}" for g, c in groups.items())
+            print(f"  {name:<22} total {total:6.2f} s = {total / statistics.median(walls[name]):.2f} cores "
+                  f"over the wall  ({parts})")
+    for name, runs in loops.items():
+        start = statistics.median(r["startup_s"] for r in runs)
+        loop = statistics.median(r["elapsed_s"] - r["startup_s"] for r in runs)
+        print(f"serve loop only, {name:<22} {n / loop:>9,.0f} readings/s ({loop:.2f} s after {start:.2f} s of "
+              "creating actors; whole process above)")
+    for name in ("2 ray shards", "2 shards, running Ray"):
+        if name in loops:
+            r = statistics.median((c["elapsed_s"] - c["startup_s"]) / (x["elapsed_s"] - x["startup_s"])
+                                  for c, x in zip(loops["1 consumer"], loops[name]))
+            print(f"{name} / 1 consumer, serve loop only: {r:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=200)
@@ -180,9 +293,10 @@ def main() -> None:
     ap.add_argument("--latency-only", action="store_true")
     ap.add_argument("--key-model", default="shared", help="--key-model of every command [default: shared]")
     ap.add_argument("--running-ray", action="store_true", help="also: 2 shards on a Ray started once before")
+    ap.add_argument("--cpu", action="store_true", help="also: CPU seconds of each command, Ray and redis-server")
     args = ap.parse_args()
 
-    proc = tmp = holder = None
+    proc = tmp = holder = address = None
     if args.running_ray:
         import secrets
         ENV.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))  # this run's cluster only
@@ -197,35 +311,32 @@ def main() -> None:
     base = f"redis://127.0.0.1:{port}/{tag}"
     ward = ["--stream", "ward", "--patients", str(args.patients), "--n", str(args.minutes)]
     n = args.patients * args.minutes * 12
+    summaries = tempfile.mkdtemp()
+    groups = None
+    if args.cpu:
+        groups = {"ray": [holder.pid] if holder is not None else [], "redis": [proc.pid] if proc is not None else []}
     try:
         if args.latency_only:
             args.runs = 0
         for url, shards in ((f"{base}-1", "1"), (f"{base}-2", "2")):
-            t = timed(["publish", *ward, url, "--shards", shards, "-q"])
+            t, _ = timed(["publish", *ward, url, "--shards", shards, "-q"])
         print(f"ward: {args.patients} patients x {args.minutes} min = {n:,} readings; publish (2 shards, packed, "
               f"whole process) {t:.2f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        km = ["--key-model", args.key_model]
-        cmds = {"single process": ["replay", *ward, *km, "--out", os.devnull, "-q"],
-                "1 consumer": ["replay", f"{base}-1", *km, "--until-idle", "--out", os.devnull, "-q"]}
-        if not args.skip_ray:
-            cmds["2 ray shards"] = ["serve", f"{base}-2", *km, "--until-idle", "--out", os.devnull, "-q"]
-        if args.running_ray:
-            cmds["2 shards, running Ray"] = ["serve", f"{base}-2", *km, "--address", address, "--until-idle",
-                                             "--out", os.devnull, "-q"]
+        cmds = commands(args, base, address, summaries)
         walls: dict[str, list[float]] = {k: [] for k in cmds}
+        cpus: dict[str, list[dict]] = {k: [] for k in cmds}
+        loops: dict[str, list[dict]] = {k: [] for k in cmds if k != "single process"}
         for _ in range(args.runs):
             for name, cmd in cmds.items():
                 reset(client, [f"{tag}-1", f"{tag}-2:0", f"{tag}-2:1"])
-                walls[name].append(timed(cmd))
-        single = walls["single process"]
-        for name, w in walls.items() if args.runs else ():
-            ratio = statistics.median(s / x for s, x in zip(single, w))
-            print(f"{name:<22} {n / statistics.median(w):>9,.0f} readings/s  (median wall {statistics.median(w):.2f} s "
-                  f"of {len(w)}; {ratio:.2f}x the single process)")
-        for name in ("2 ray shards", "2 shards, running Ray"):
-            if name in walls and args.runs:
-                r = statistics.median(c / x for c, x in zip(walls["1 consumer"], walls[name]))
-                print(f"{name} / 1 consumer: {r:.2f}x")
+                wall, cpu = timed(cmd, groups)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                if name in loops:
+                    with open(cmd[-1]) as fh:
+                        loops[name].append(json.load(fh))
+        if args.runs:
+            report(n, walls, cpus, loops)
         lat = sorted(latency(f"{base}-lat", client, f"{tag}-lat", args.rate, args.seconds))
         if lat:
             q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
@@ -242,6 +353,7 @@ def main() -> None:
             proc.terminate()
             proc.wait()
             shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(summaries, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> d
             got[i] = time.perf_counter()
         done.set()
 
+    switch = sys.getswitchinterval()  # the reader thread must not wait 5 ms for the GIL the pacing loop holds
+    sys.setswitchinterval(1e-4)
     threading.Thread(target=reader, daemon=True).start()
     start = time.perf_counter()
     sent[0] = start
@@ -220,6 +222,7 @@ def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> d
         sent[i] = time.perf_counter()
         proc.stdin.write(lines[i])
     done.wait(60)
+    sys.setswitchinterval(switch)
     proc.stdin.close()
     proc.wait(60)
     lat = (got[1:] - sent[1:]) * 1e3  # ms, reading 2 on: the model's warm-up included

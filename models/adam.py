@@ -53,6 +53,7 @@ class FlatAdam:
                 at += n
         self.exp_avg_ = torch.zeros_like(self.flat_)  # (P,) first moment
         self.exp_avg_sq_ = torch.zeros_like(self.flat_)  # (P,) second moment
+        self._denom = torch.empty_like(self.flat_)  # (P,) rewritten at each step
         self.n_steps_ = 0
 
     def __repr__(self) -> str:
@@ -71,7 +72,7 @@ class FlatAdam:
         t = self.n_steps_
         self.exp_avg_.lerp_(grad, 1 - b1)
         self.exp_avg_sq_.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.exp_avg_sq_.sqrt() / math.sqrt(1 - b2 ** t)).add_(self.eps)
+        denom = torch.sqrt(self.exp_avg_sq_, out=self._denom).div_(math.sqrt(1 - b2 ** t)).add_(self.eps)
         self.flat_.addcdiv_(self.exp_avg_, denom, value=-self.lr / (1 - b1 ** t))
 
     def state_dict(self) -> dict:

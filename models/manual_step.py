@@ -82,28 +82,47 @@ class ManualStepLearner(OnlineLearner):
             return flat[a:b].view(h, d), flat[c:e], flat[f:g], flat[i:j]
 
         self._w = views(self._w64)
+        self._w1t = self._w[0].t()  # (d, h) view, made once: _w64 is rewritten in place
         self._g = views(self._grad64)
         self._lin1 = views(self.opt.flat_)[:2]  # float32 weight and bias of the first Linear layer
+        if self._bn is not None:
+            # The running mean and variance become the two rows of one (2, d) tensor (same tensor
+            # objects, their storage moved, as FlatAdam does with the weights): the step reads and
+            # writes both with one call. Everything else still sees two (d,) buffers.
+            bn = self._bn
+            self._run = torch.stack([bn.running_mean, bn.running_var])  # (2, d) float32
+            storage = self._run.untyped_storage()
+            bn.running_mean.set_(storage, 0, (d,), (1,))
+            bn.running_var.set_(storage, d, (d,), (1,))
+            self._tracked = bn.num_batches_tracked  # the same tensor for good (loading copies into it)
         # The step never runs the modules, so their train/eval mode does not matter and the learner
         # need not switch it (nor save the buffers: a skipped step writes nothing).
         self._modal = False
 
+    def _step(self) -> list[float]:
+        if not self.manual_:
+            return super()._step()
+        with torch.no_grad():  # once for the mini-batch's steps (no tensor here requires a gradient)
+            return super()._step()
+
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         if not self.manual_:
             return super()._optimise(bx, by)  # autograd
-        with torch.no_grad():
-            return self._manual_step(bx, by)
+        if torch.is_grad_enabled():  # called on its own, not from _step
+            with torch.no_grad():
+                return self._manual_step(bx, by)
+        return self._manual_step(bx, by)
 
     def _manual_step(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         """One step on (m, d) raw readings and (m,) labels, gradient by hand; None when skipped."""
-        z = self._inputs64(torch.from_numpy(bx))  # (m, d) float64
+        z = self._inputs64(bx)  # (m, d) float64
         y = torch.from_numpy(by)  # (m,) float64
         bn = self._bn_forward(z) if self._bn is not None else None  # (x_hat, new statistics, ...) or None
         if bn is not None:
             z = bn[0]
         self._w64.copy_(self.opt.flat_)
-        w1, b1, w2, b2 = self._w  # (h, d), (h,), (h,), (1,)
-        pre = torch.addmm(b1, z, w1.t())  # (m, h)
+        _, b1, w2, b2 = self._w  # (h,), (h,), (1,); the first layer's weight through _w1t (d, h)
+        pre = torch.addmm(b1, z, self._w1t)  # (m, h)
         a = pre.clamp_min(0.0) if self._relu else pre.tanh()  # (m, h)
         logit = torch.addmv(b2, a, w2)  # (m,)
         loss = float(F.binary_cross_entropy_with_logits(logit, y))  # mean over the batch
@@ -111,8 +130,8 @@ class ManualStepLearner(OnlineLearner):
             return self._skip(None)
         g_logit = logit.sigmoid_().sub_(y).mul_(1.0 / len(by))  # (m,) dloss/dlogit (logit is not used again)
         g_pre = torch.outer(g_logit, w2)  # (m, h) dloss/da
-        if self._relu:
-            g_pre.mul_(pre > 0.0)  # dloss/dpre
+        if self._relu:  # dloss/dpre: ReLU's backward (0 where a <= 0), as autograd computes it
+            g_pre = torch.ops.aten.threshold_backward(g_pre, a, 0.0)
         else:
             g_pre.mul_(a.mul(a).neg_().add_(1.0))
         gw1, gb1, gw2, gb2 = self._g
@@ -146,14 +165,15 @@ class ManualStepLearner(OnlineLearner):
         b1.add_(torch.mv(w1.double(), shift))
         w1.mul_(ratio)
 
-    def _inputs64(self, bx: torch.Tensor) -> torch.Tensor:
+    def _inputs64(self, bx: np.ndarray) -> torch.Tensor:
         """(m, d) float64 inputs of the network. The rows were checked finite when the normaliser
-        learned them (pending and replayed readings both went through it), so no check is repeated."""
+        learned them (pending and replayed readings both went through it), so no check is repeated.
+        The two element-wise operations are exact IEEE ones in numpy as in torch (no reduction)."""
         if not self.config.normalise:
-            return bx
+            return torch.from_numpy(bx)
         if self._stats_at != getattr(self.normaliser, "n_seen_", 0) or self._centre is None:
-            return torch.from_numpy(self._normalised(bx.numpy()))  # not cached, or not fitted: the learner's own path
-        return bx.sub(torch.from_numpy(self._centre)).mul_(torch.from_numpy(self._inv_scale))
+            return torch.from_numpy(self._normalised(bx))  # not cached, or not fitted: the learner's own path
+        return torch.from_numpy((bx - self._centre) * self._inv_scale)
 
     def _bn_forward(self, x: torch.Tensor) -> tuple:
         """BatchRenorm1d in training mode on (m, d) inputs: (x_hat, new running mean and var (2, d),
@@ -168,23 +188,21 @@ class ManualStepLearner(OnlineLearner):
         n = x.shape[0]
         mean_b = x.mean(0)  # (d,)
         dev = x - mean_b  # (m, d)
-        var_b = torch.einsum("ij,ij->j", dev, dev).mul_(1.0 / n)  # (d,) biased
+        cols = dev.t()  # (d, m)
+        # (d,) sum of squares per column: the batched product einsum("ij,ij->j") runs, without parsing it
+        var_b = torch.bmm(cols.unsqueeze(1), cols.unsqueeze(2)).view(-1).mul_(1.0 / n)  # (d,) biased
         unbiased = var_b * (n / (n - 1))
-        inv_b = var_b.add_(eps).sqrt_().reciprocal_()  # (d,) 1 / batch std
-        started = int(bn.num_batches_tracked) > 0
-        if started:
-            run_mean, run_var = bn.running_mean.double(), bn.running_var.double()
-        else:  # data-dependent start
-            run_mean, run_var = mean_b, unbiased
-        inv_run = run_var.add(eps).sqrt_().reciprocal_()  # (d,)
+        batch = torch.stack([mean_b, unbiased])  # (2, d)
+        started = int(self._tracked) > 0
+        run = self._run.double() if started else batch  # (2, d); the data-dependent start: the batch's
+        run_mean = run[0]
+        inv_b, inv_run = torch.stack([var_b, run[1]]).add_(eps).sqrt_().reciprocal_().unbind()  # (d,) 1 / batch std, 1 / running std
         r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
         d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
         x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
-        new = torch.stack([run_mean, run_var]).lerp_(torch.stack([mean_b, unbiased]), bn.momentum).float()  # (2, d)
+        new = torch.lerp(run, batch, bn.momentum).float()  # (2, d)
         return x_hat, new, ((run_mean, inv_run) if started else None)
 
     def _bn_commit(self, new: torch.Tensor) -> None:
-        bn = self._bn
-        bn.running_mean.copy_(new[0])
-        bn.running_var.copy_(new[1])
-        bn.num_batches_tracked.add_(1)
+        self._run.copy_(new)  # the running mean and variance (views of its rows)
+        self._tracked.add_(1)

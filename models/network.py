@@ -23,30 +23,17 @@ Sequential(
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 import torch
 from torch import nn
 
+from models.learner_config import BATCHNORMS, LOSSES, NetworkConfig, batchnorm_name  # noqa: F401 (re-exported)
+
 __all__ = ["NetworkConfig", "BatchRenorm1d", "build_network", "describe_network", "make_loss", "NumpyScorer",
            "LOSSES", "ACTIVATIONS", "BATCHNORMS"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-LOSSES = ("bce-logits", "sigmoid-bce")
-BATCHNORMS = ("renorm", "plain", "none")  # input layer: BatchRenorm1d, nn.BatchNorm1d, or none
-
-
-def batchnorm_name(value) -> str:
-    """The input-layer choice as one of BATCHNORMS; True/False (older configs) mean "plain"/"none"."""
-    if value is True:
-        return "plain"
-    if value is False or value is None:
-        return "none"
-    if value not in BATCHNORMS:
-        raise ValueError(f"batchnorm {value!r} is not one of {list(BATCHNORMS)}")
-    return value
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}  # the names of models.learner_config.ACTIVATION_NAMES
 
 
 class BatchRenorm1d(nn.BatchNorm1d):
@@ -128,31 +115,6 @@ class _Renorm(torch.autograd.Function):
         x_b, k = ctx.saved_tensors
         dx = k * (g - g.mean(dim=0) - x_b * (g * x_b).mean(dim=0))
         return dx, None, None, None, None
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Shape of the network. Frozen: two configs are equal when the weights are interchangeable."""
-
-    n_features: int = 1  # inputs per reading: 1 for heart rate, 2 for circles
-    hidden: int = 16  # width of the single hidden layer
-    batchnorm: str = "renorm"  # input layer: "renorm" (BatchRenorm1d, for streams), "plain" (BatchNorm1d), "none"
-    activation: str = "relu"  # one of ACTIVATIONS
-    loss: str = "bce-logits"  # BCEWithLogitsLoss (stable) or "sigmoid-bce" (sigmoid then BCELoss)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "batchnorm", batchnorm_name(self.batchnorm))
-        if self.n_features < 1:
-            raise ValueError(f"n_features must be at least 1, got {self.n_features}")
-        if self.hidden < 1:
-            raise ValueError(f"hidden must be at least 1, got {self.hidden}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is not one of {list(LOSSES)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def build_network(config: NetworkConfig, *, seed: int = 0) -> nn.Sequential:

@@ -1,8 +1,9 @@
 """The monitor's online learner as a river classifier: dict features in, {False, True} out.
 
 ``OnlineMLPClassifier`` is a thin adapter over :class:`models.learner.OnlineLearner` (the same
-network, normaliser, buffer and Adam trainer the monitor runs: by default
-``RunningNormaliser -> BatchRenorm1d -> Linear -> ReLU -> Linear``); it only maps river's dicts and
+network, buffer and Adam trainer the monitor runs: by default
+``BatchRenorm1d -> Linear -> ReLU -> Linear``, without the monitor's running normaliser in front,
+see the class); it only maps river's dicts and
 DataFrames to rows of a fixed width and river's labels to 0.0/1.0. The learner takes its
 optimiser steps with a hand-written gradient in torch ops (`models.manual_step.ManualStepLearner`:
 the autograd step to float rounding, cheaper on a network this small).
@@ -94,7 +95,7 @@ def _labels(y) -> np.ndarray:
 
 class _OneRow:
     """The learner's score of one row, with the normaliser, an eval-mode BatchNorm and the first
-    Linear layer folded into one (d, h) affine map: three small products per call instead of the
+    Linear layer folded into one (d, h) affine map: two small products per call instead of the
     row-wise sums the monitor's scorer makes (needed there so that a score never depends on how
     many rows share a call; one row needs no such care). Equal to ``predict_proba_many`` up to
     rounding, and several times cheaper, which matters when river calls it once per sample.
@@ -118,40 +119,51 @@ class _OneRow:
             scale, shift = np.ones(d), np.zeros(d)
         if sc.bn is not None:
             scale, shift = scale * sc.bn[0], shift * sc.bn[0] + sc.bn[1]
-        self.w = scale[:, None] * sc.w1  # (d, h)
-        self.b = shift @ sc.w1 + sc.b1  # (h,)
+        # (d + 1, h): the folded weights, and the bias as a last row that a 1.0 after the row multiplies
+        self.w = np.vstack([scale[:, None] * sc.w1, (shift @ sc.w1 + sc.b1)[None, :]])
         self.w2, self.b2, self.relu = sc.w2, sc.b2, sc.act == "relu"
 
     def fresh(self, learner: OnlineLearner) -> bool:
         return self.key[0] is learner._scorer and self.key[1] == getattr(learner.normaliser, "n_seen_", 0)
 
-    def proba(self, learner: OnlineLearner, row: np.ndarray) -> float:
-        """P(True) of a (1, d) row of finite values."""
+    def proba(self, learner: OnlineLearner, row: list) -> float:
+        """P(True) of one row: a list of d finite floats followed by 1.0 (the bias's input)."""
         if not self.ok:
-            return float(learner.predict_proba_many(row)[0])
-        h = row[0] @ self.w + self.b  # (h,)
+            return float(learner.predict_proba_many(np.array([row[:-1]], dtype=np.float64))[0])
+        h = np.dot(row, self.w)  # (h,)
         h = np.maximum(h, 0.0, out=h) if self.relu else np.tanh(h)
-        return 0.5 * (1.0 + math.tanh(0.5 * float(h @ self.w2 + self.b2)))
+        return 0.5 * (1.0 + math.tanh(0.5 * (float(np.dot(h, self.w2)) + self.b2)))
 
 
 class OnlineMLPClassifier(base.MiniBatchClassifier):
-    """Binary classifier: running normaliser, MLP and Adam, trained in mini-batches.
+    """Binary classifier: MLP and Adam, trained in mini-batches.
 
     ``learn_one`` hands the reading to the learner's buffer; the weights change only when the
     buffer holds a mini-batch (8 readings at first, growing to ``batch_size``), and each step also
     replays recent readings. ``learn_many`` does the same for a DataFrame and gives the same model
     as calling ``learn_one`` on each row.
 
-    The network is the monitor's default (`models.network.NetworkConfig`: running normaliser,
-    BatchRenorm1d input layer, one ReLU hidden layer, one logit), with a wider hidden layer (32
-    rather than 16: at 16, Bananas fell to 0.84 for two of seeds 0-2). The training schedule is
-    chosen for river's small datasets, where a sample costs LogisticRegression tens of
-    microseconds (``python benchmarks/river_datasets.py --seeds 0 1 2``, docs/river.md): first
-    mini-batches of 8 and 3 Adam steps each at lr 0.025 during the warm-up, prior 0.5, and two of
-    the learner's levers off: early steps after a mistake (they double the steps and mini-batches
-    for no accuracy measured on Phishing) and replay draws without replacement (no better, and
-    slower). The monitor's own schedule (16 steps on mini-batches of 4) gives 0.872-0.878 on
-    Phishing, below LogisticRegression, at thousands of steps.
+    The network is the monitor's default (`models.network.NetworkConfig`: BatchRenorm1d input
+    layer, one ReLU hidden layer, one logit), with a wider hidden layer (32 rather than 16: at 16,
+    Bananas falls below 0.85, docs/river.md). The training schedule is chosen for river's small
+    datasets, where a sample costs LogisticRegression tens of microseconds
+    (``python benchmarks/river_datasets.py --seeds 0 1 2``, docs/river.md): first mini-batches of 8
+    and 3 Adam steps each at lr 0.025 during the warm-up, prior 0.5, and five of the learner's
+    levers off: early steps after a mistake (they double the steps and mini-batches for no
+    accuracy measured on Phishing), replay draws without replacement (no better, and slower),
+    drift detection (it found no change in Phishing or Bananas for any of seeds 0-2, so the
+    models are the same, and it scores every mini-batch once more), the running normaliser
+    (``normalise=False``: a river pipeline puts a StandardScaler in front, as river's examples and
+    the benchmark do, and BatchRenorm1d, the input layer, standardises by its running statistics
+    too; behind a StandardScaler the accuracies with it on and off are within 0.006 on Phishing
+    and Bananas, seeds 0-2, and off, the estimator takes about a seventh less time) and
+    ``preserve`` (the first layer rescaled after each step as BatchRenorm1d's running statistics
+    move: 12 of a step's 76 torch calls; without it Phishing is no lower, Bananas 0.001-0.003
+    lower), docs/river.md. With
+    nothing scaling the inputs, set ``normalise=True`` (without a scaler it is up to 0.01 better
+    on Phishing and 0.014 on Bananas). The monitor's own
+    schedule (16 steps on mini-batches of 4) gives 0.872-0.878 on Phishing, below
+    LogisticRegression, at thousands of steps.
 
     Parameters
     ----------
@@ -166,7 +178,7 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     warm_steps
         Adam steps per mini-batch during the warm-up (the first 2,000 readings), 1 after it.
     normalise
-        Running mean/std normalisation of the inputs.
+        The learner's running mean/std normalisation of the inputs (off by default: see above).
     batchnorm
         The network's input layer: "renorm" (BatchRenorm1d, the default), "plain" (BatchNorm1d) or
         "none" (True/False mean "plain"/"none").
@@ -198,11 +210,11 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     >>> model.predict_one({"hr": 75.0}), model.predict_one({"hr": 105.0})
     (False, True)
     >>> model
-    OnlineMLPClassifier(batch_size=256, batchnorm='renorm', hidden=32, lr=0.025, max_features=None, min_batch=8, normalise=True, prior=0.5, seed=0, warm_steps=3)
+    OnlineMLPClassifier(batch_size=256, batchnorm='renorm', hidden=32, lr=0.025, max_features=None, min_batch=8, normalise=False, prior=0.5, seed=0, warm_steps=3)
     """
 
     def __init__(self, *, hidden: int = 32, lr: float = 0.025, batch_size: int = _LEARN.batch_size,
-                 min_batch: int = 8, warm_steps: int = 3, normalise: bool = _LEARN.normalise,
+                 min_batch: int = 8, warm_steps: int = 3, normalise: bool = False,
                  batchnorm: str = _NET.batchnorm, prior: float = 0.5, max_features: int | None = None,
                  seed: int = 0) -> None:
         self.hidden = hidden
@@ -219,6 +231,14 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(self._get_params().items()))
         return f"{type(self).__name__}({params})"
+
+    def __getstate__(self) -> dict:
+        """Pickled without the one-row scorer: a cache, rebuilt on the next prediction (so predicting
+        leaves the pickle as it was)."""
+        state = self.__dict__.copy()
+        if "_one" in state:
+            state["_one"] = None
+        return state
 
     @classmethod
     def _unit_test_params(cls):
@@ -241,15 +261,18 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         config = LearnerConfig(n_features=d, hidden=self.hidden, lr=self.lr, batch_size=self.batch_size,
                                min_batch=self.min_batch, warm_steps=self.warm_steps, normalise=self.normalise,
                                batchnorm=self.batchnorm, prior=self.prior,
-                               early=False, replay_unique=False)  # see the class docstring
+                               early=False, replay_unique=False, drift_errors=0,
+                               preserve=False)  # see the class docstring
         self.learner_ = ManualStepLearner(config, seed=self.seed)  # the learner, its step's gradient written by hand
         self.slots_: dict = {}
         self._names = [_FREE] * d  # slot -> feature name, for reading a dict in slot order
         self.n_ignored_ = 0
-        self._pend_rows: list = []  # filled rows learned but not yet handed to the learner (fewer than its room())
+        self._pend_rows: list = []  # filled rows (lists) learned but not yet handed to the learner (fewer than its room())
         self._pend_labels: list = []
+        self._n_settled = 0  # of them, those already in _sum and _count (the rest are complete rows)
         self._sum = np.zeros(d)  # (d,) sum of the values learned for each slot
         self._count = np.zeros(d)  # (d,) how many values were learned for each slot
+        self._one = None  # _OneRow of the current weights, built when predict_proba_one first needs it
 
     def _claim(self, names) -> None:
         """Give slots to names not seen before, in sorted order, while any are free.
@@ -281,16 +304,6 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         return np.where(present, vals, mean)
 
-    def _row(self, x: dict) -> tuple[np.ndarray, np.ndarray | None]:
-        """One dict as (1, d) raw values and (1, d) mask of the values present (None: all are)."""
-        vals = list(map(x.get, self._names))  # None for a name x lacks: the slow path fills it
-        try:
-            if all(map(math.isfinite, vals)):  # the common case: every slot has a number
-                return np.array([vals], dtype=np.float64), None
-        except TypeError:  # None, or a value float() has to convert
-            pass
-        return self._row_slow(x)
-
     def _row_slow(self, x: dict) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros((1, self.n_slots_))
         present = np.zeros((1, self.n_slots_), dtype=bool)
@@ -314,19 +327,35 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
         if not hasattr(self, "learner_"):
             return np.full(len(X), float(self.prior))
         vals, present = self._rows(X)
-        rows = self._fill(vals, present, self._sum[None, :], self._count[None, :])
+        s, c = self._unsettled()  # the running means without changing any state
+        rows = self._fill(vals, present, (self._sum + s)[None, :], (self._count + c)[None, :])
         return self.learner_.predict_proba_many(rows)
 
     def predict_proba_one(self, x: dict, **kwargs) -> dict:
         """{False: 1 - p, True: p}; never changes the model, works before any learning."""
+        p = self._proba_one(x)
+        return {False: 1.0 - p, True: p}
+
+    def predict_one(self, x: dict, **kwargs) -> bool:
+        """True when P(True) > 0.5: what ``max`` over ``predict_proba_one`` says (a tie is False), without the dict."""
+        return self._proba_one(x) > 0.5
+
+    def _proba_one(self, x: dict) -> float:
         if not hasattr(self, "learner_"):
-            return {False: 1.0 - float(self.prior), True: float(self.prior)}
-        vals, present = self._row(x)
-        one = getattr(self, "_one", None)
+            return float(self.prior)
+        one = self._one
         if one is None or not one.fresh(self.learner_):
             one = self._one = _OneRow(self.learner_)
-        p = one.proba(self.learner_, self._fill(vals, present, self._sum, self._count))
-        return {False: 1.0 - p, True: p}
+        vals = list(map(x.get, self._names))  # as _row, without the array: the common case
+        try:
+            if all(map(math.isfinite, vals)):
+                vals.append(1.0)
+                return one.proba(self.learner_, vals)
+        except TypeError:
+            pass
+        vals, present = self._row_slow(x)
+        s, c = self._unsettled()
+        return one.proba(self.learner_, self._fill(vals, present, self._sum + s, self._count + c)[0].tolist() + [1.0])
 
     def predict_many(self, X: "pd.DataFrame") -> "pd.Series":
         import pandas as pd
@@ -340,21 +369,30 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
             if not x and self.max_features is None:
                 return  # nothing to size the network by; the reading teaches nothing
             self._build(len(x))
-        if len(self.slots_) < self.n_slots_:
+        if len(self.slots_) < len(self._names):
             self._claim(k for k, v in x.items() if v is not None and v == v)
         if not x.keys() <= self.slots_.keys():
             self.n_ignored_ += sum(1 for k, v in x.items() if k not in self.slots_ and v is not None and v == v)
-        vals, present = self._row(x)
-        row = self._fill(vals, present, self._sum, self._count)
-        # Rows wait here until they fill the learner's mini-batch, then go in one call: the learner
-        # changes nothing before its mini-batch is full (its early steps are off here), so this is
-        # the same model, with less overhead per sample.
-        self._pend_rows.append(row[0])
+        vals = list(map(x.get, self._names))  # None for a name x lacks: the slow path fills it
+        try:
+            full = all(map(math.isfinite, vals))  # the common case: every slot has a number
+        except TypeError:  # None, or a value float() has to convert
+            full = False
+        if not full:  # fill with the running means, which take in every row before this one
+            self._settle()
+            raw, present = self._row_slow(x)
+            vals = self._fill(raw, present, self._sum, self._count)[0].tolist()
+            self._sum += raw[0]
+            self._count += present[0]
+            self._n_settled = len(self._pend_rows) + 1
+        # Rows wait here (as lists: complete ones enter the running sums when they are handed on)
+        # until they fill the learner's mini-batch, then go in one call: the learner changes
+        # nothing before its mini-batch is full (its early steps are off here), so this is the
+        # same model, with less overhead per sample.
+        self._pend_rows.append(vals)
         self._pend_labels.append(label)
         if len(self._pend_rows) >= self.learner_.room():
             self._flush()
-        self._sum += vals[0]
-        self._count += 1.0 if present is None else present[0]
 
     def learn_many(self, X: "pd.DataFrame", y: "pd.Series") -> None:
         """Learn the rows of X in order, exactly as ``learn_one`` on each row would."""
@@ -372,8 +410,26 @@ class OnlineMLPClassifier(base.MiniBatchClassifier):
     def _flush(self) -> None:
         """Hand the rows waiting in learn_one's buffer to the learner."""
         if self._pend_rows:
-            self.learner_.learn_many(np.array(self._pend_rows), np.array(self._pend_labels))
-            self._pend_rows, self._pend_labels = [], []
+            rows = np.array(self._pend_rows)  # (k, d)
+            if self._n_settled < len(rows):  # the complete rows enter the running sums (as _settle)
+                self._sum += np.add.reduce(rows[self._n_settled:], axis=0)
+                self._count += float(len(rows) - self._n_settled)
+            self.learner_.learn_many(rows, np.array(self._pend_labels))
+            self._pend_rows, self._pend_labels, self._n_settled = [], [], 0
+
+    def _unsettled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d,) sums and counts of the waiting complete rows not yet in ``_sum`` and ``_count``."""
+        rows = self._pend_rows[self._n_settled:]
+        if not rows:
+            return 0.0, 0.0
+        return np.add.reduce(np.array(rows), axis=0), float(len(rows))
+
+    def _settle(self) -> None:
+        """Bring the running sums up to date with every row learned."""
+        s, c = self._unsettled()
+        self._sum += s
+        self._count += c
+        self._n_settled = len(self._pend_rows)
 
     def _learn(self, X: "pd.DataFrame", labels: np.ndarray) -> None:
         self._flush()

@@ -19,8 +19,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # (models.learner imports torch: not at import time of the CLI)
-    from models.learner import LearnerConfig
+if TYPE_CHECKING:  # (models.learner_config: no torch)
+    from models.learner_config import LearnerConfig
 
 __all__ = ["Span", "SourceSpec", "MonitorConfig", "OutputSpec", "ReplayConfig", "checkpoint_options", "model_keys"]
 
@@ -144,7 +144,7 @@ def model_keys(monitor: MonitorConfig) -> tuple[str, ...]:
 
 
 def _learner_options(monitor: MonitorConfig) -> dict:
-    from models.learner import LearnerConfig
+    from models.learner_config import LearnerConfig
     return {k: v for k, v in asdict(monitor.learner or LearnerConfig()).items() if k != "n_features"}
 
 

@@ -20,6 +20,7 @@ from monitor.errors import MonitorError, RuntimeFailure
 
 __all__ = ["run_replay", "configure_torch", "lock_state", "CIRCLES_REQUIRED"]
 
+LIVE_SWITCH = 0.00025  # s: the interpreter's thread switch interval on a live feed (see _build_monitor)
 CIRCLES_REQUIRED = 0.99  # accuracy over the second half of the circles stream, or the sanity check fails
 
 
@@ -137,6 +138,8 @@ class _Replay:
         self.mon = KeyedMonitor.from_config(run.monitor, late_from=late_from, trace=bool(run.output.plot))
         if run.monitor.learn:  # scores lag training by a fixed schedule (issue 15); a live feed trains on a thread
             self.mon.train_behind(threaded=self.choice.live)
+            if self.choice.live:  # a line arriving while the training thread runs Python waits for the GIL
+                sys.setswitchinterval(LIVE_SWITCH)  # at most this long (the default is 5 ms)
         self.source = self.choice.source
         if src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live, run.output.quiet):
             # (not with --state: the bar feeds a batch in pieces, and a checkpoint needs whole batches)

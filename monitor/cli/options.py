@@ -121,7 +121,7 @@ def span(text: str, option: str):
 
 def learner_config(hidden: int, lr: float, batch_size: int, normalise: bool, batchnorm: str, loss: str):
     """The models.learner.LearnerConfig of the model options (torch is not imported here)."""
-    from models.learner import LearnerConfig
+    from models.learner_config import LearnerConfig
     return LearnerConfig(hidden=hidden, lr=lr, batch_size=batch_size, normalise=normalise,
                          batchnorm=batchnorm, loss=loss)
 

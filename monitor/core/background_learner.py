@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import math
 import threading
 from collections import deque
 
@@ -42,6 +43,7 @@ from models.learner import FrozenScorer, OnlineLearner
 
 __all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
+STEP_READINGS = 0.0  # readings charged per optimiser step by default: none (see Lag.step and docs/performance.md)
 DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
 
 
@@ -64,14 +66,20 @@ class Lag:
     growth: int = 64  # lag ~= readings seen / growth in between (sample and synthetic streams, seeds 0-2:
     # 64 loses at most 1 reading of accuracy to the synchronous model, 16 loses 4 to 6)
     most: int = 256  # readings (0.26 s at 1,000 lines/s: room for a warm-up's 16 steps on a loaded machine)
+    step: float = STEP_READINGS  # readings charged on the training clock per optimiser step (0: no clock)
 
     def __post_init__(self) -> None:
-        if self.least < 1 or self.growth < 1 or self.most < self.least:
-            raise ValueError(f"a lag needs 1 <= least <= most and growth >= 1, got {self}")
+        if self.least < 1 or self.growth < 1 or self.most < self.least or not self.step >= 0:
+            raise ValueError(f"a lag needs 1 <= least <= most, growth >= 1 and step >= 0, got {self}")
 
     @classmethod
     def fixed(cls, n: int) -> "Lag":
-        return cls(least=n, growth=1 << 62, most=n)
+        return cls(least=n, growth=1 << 62, most=n, step=0.0)
+
+    def start(self, e: int, clock: float) -> int:
+        """The reading from which a step over readings ``0 .. e - 1`` scores, the training clock
+        standing at ``clock`` (readings) once that step's optimiser steps are charged."""
+        return max(e + self(e), math.ceil(clock) + self.least)
 
     def __call__(self, e: int) -> int:
         return min(self.most, max(self.least, e // self.growth))
@@ -112,9 +120,11 @@ class BackgroundLearner:
         self.lag = Lag() if lag is None else Lag.fixed(lag) if isinstance(lag, int) else lag
         self.n_seen_ = learner.n_seen_  # readings handed over (scored, then queued for learning)
         self._done = learner.n_seen_  # readings the worker has learned from
+        self._clock = float(learner.n_seen_)  # the training clock (readings): see `_publish`
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
         self._snaps: list[FrozenScorer] = [learner.frozen()]
         self._jobs: deque = deque()
+        self._scored = None  # inline: (x, p, snapshot) of the last readings scored
         self._losses: list[float] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -137,17 +147,30 @@ class BackgroundLearner:
             if self._error is not None:
                 raise self._error
 
+    def _ready_for(self, i: int) -> None:
+        """Wait until every step whose model scores reading i or earlier is published (or failed):
+        all readings before i learned, or the next step (not published yet) starts after i."""
+        with self._cond:
+            while self._done < i and self._next_start() <= i and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+    def _next_start(self) -> int:
+        """The earliest reading a step not published yet can score from (call holding the lock)."""
+        e = self._done + 1
+        return self.lag.start(e, max(self._clock, e))
+
     def room(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> int:
         """Readings from the next one on that one snapshot scores (waits for training if it must).
 
         x and y (the readings to come) are not needed: the worker finds the learner's early steps
         itself, and their models score from `lag` readings later like any other step's."""
         i = self.n_seen_
-        self._ready(self.lag.last_end(i))  # every step whose model scores reading i has been published
+        self._ready_for(i)  # every step whose model scores reading i has been published
         with self._cond:
             j = bisect.bisect_right(self._from, i)  # the snapshots from j on start after reading i
-            e = self._done + 1
-            unknown = e + self.lag(e)  # a step not published yet scores from here at the earliest
+            unknown = self._next_start()  # a step not published yet scores from here at the earliest
             nxt = min(self._from[j], unknown) if j < len(self._from) else unknown
             self._drop_before(j - 1)
         return nxt - i
@@ -160,11 +183,17 @@ class BackgroundLearner:
         """Scores of the next readings; call with at most `room()` of them."""
         with self._cond:
             snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
-        return snap.predict_proba_many(x)
+        p = snap.predict_proba_many(x)
+        if self._thread is None:  # inline: the learner may take these scores (see learn_many)
+            self._scored = (x, p.copy(), snap)
+        return p
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Queue scored readings for the worker; returns the losses of the steps finished since."""
         if self._thread is None:  # inline: learn now, on this thread
+            last, self._scored = self._scored, None
+            if last is not None and _same_rows(last[0], x):  # the readings just scored: not scored twice
+                self.learner.remember_scores(x, y, last[1], last[2])
             self.n_seen_ += len(x)
             self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
             losses, self._losses = self._losses, []
@@ -219,16 +248,34 @@ class BackgroundLearner:
         while i < len(x):
             room = ln.room(x[i:], y[i:])  # ends early after a reading the model got wrong
             k = min(room, len(x) - i)
+            before = ln.n_steps_ + ln.n_skipped_
             losses = ln.learn_many(x[i:i + k], y[i:i + k])
             i += k
             stepped = k == room  # the mini-batch filled: normaliser and weights moved
             with self._cond:
                 self._losses += losses
                 if stepped:
-                    self._from.append(ln.n_seen_ + self.lag(ln.n_seen_))
-                    self._snaps.append(ln.frozen())
+                    self._publish(ln.n_seen_, ln.n_steps_ + ln.n_skipped_ - before, ln.frozen())
                 self._done += k
                 self._cond.notify_all()
+
+    def _publish(self, e: int, steps: int, snap: FrozenScorer) -> None:
+        """Schedule the model of a step over readings ``0 .. e - 1`` that took `steps` optimiser steps
+        (call holding the lock).
+
+        The training clock counts readings: a step starts when its last reading arrives (or when the
+        step before it is done, if later) and takes ``lag.step`` readings per optimiser step. The
+        model scores from the clock's reading on (plus ``lag.least``), and never before
+        ``e + lag(e)``. With ``lag.step`` 1 at 1,000 lines/s one reading of clock is 1 ms: a warm-up's
+        16 steps per mini-batch push the start back by 16 readings, where training needs about 8 ms, so
+        a live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
+        falls back to the readings and ``lag(e)`` alone decides. Readings only, never the time: the
+        same input gives the same scores whatever the timing. The default ``step`` is 0 (no clock):
+        the warm-up's models would score later, which costs accuracy (docs/performance.md).
+        """
+        self._clock = max(self._clock, float(e)) + steps * self.lag.step
+        self._from.append(self.lag.start(e, self._clock))
+        self._snaps.append(snap)
 
     # -- what the monitor reads ------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -247,13 +294,21 @@ class BackgroundLearner:
         a resumed run scores with them as the uninterrupted run would have."""
         self.drain()
         j = bisect.bisect_right(self._from, self.n_seen_) - 1
-        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]]}
+        return {"starts": [int(v) for v in self._from[j:]], "models": [_snap_state(m) for m in self._snaps[j:]],
+                "clock": self._clock}
 
     def load_lag_state(self, state: dict) -> None:
         """Take the models of `lag_state` (saved with the learner this one wraps)."""
         self.drain()
         self._from = [int(v) for v in state["starts"]]
         self._snaps = [_snap_from(m) for m in state["models"]]
+        self._clock = float(state.get("clock", self.learner.n_seen_))  # (absent before the training clock)
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b are views of the same readings (the same memory, shape and strides)."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _snap_state(snap: FrozenScorer) -> dict:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Callable
 
 from monitor.config import Span
 
-if TYPE_CHECKING:  # models.learner imports torch: only where a network is built
-    from models.learner import LearnerConfig
+if TYPE_CHECKING:  # (models.learner_config: no torch in the driver)
+    from models.learner_config import LearnerConfig
 
 __all__ = ["ServeConfig", "EngineSpec", "ServeOutputs", "Hooks"]
 
@@ -38,7 +38,7 @@ class ServeConfig:
 
     def monitor_kwargs(self) -> dict:
         """The arguments of `monitor.keyed.keyed_monitor.KeyedMonitor`."""
-        from models.learner import LearnerConfig
+        from models.learner_config import LearnerConfig
 
         return dict(config=self.learner or LearnerConfig(), threshold=self.threshold, seed=self.seed,
                     model=self.key_model, max_keys=self.max_keys, alert_after=self.alert_after,
@@ -46,7 +46,7 @@ class ServeConfig:
 
     def options(self) -> dict:
         """What a checkpoint is checked against: the learner's settings, labels, keys and alerts."""
-        from models.learner import LearnerConfig
+        from models.learner_config import LearnerConfig
 
         model = {k: v for k, v in (self.learner or LearnerConfig()).to_dict().items() if k != "n_features"}
         return {**model, "threshold": self.threshold, "seed": self.seed, "key_model": self.key_model,

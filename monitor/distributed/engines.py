@@ -1,9 +1,11 @@
 """Where the shard workers run: in this process in turn (`LocalPool`), or as Ray actors (`RayPool`).
 
 A local Ray is started bound to 127.0.0.1, with ``num_cpus`` CPUs, no dashboard and no usage
-statistics (RAY_USAGE_STATS_ENABLED=0); docs/scaling.md lists what listens where. With ``address``
-it joins an existing cluster; every node needs ``monitor[dist]`` installed and, for a Redis
-password, MONITOR_REDIS_PASSWORD in the environment of its ``ray start``. Ray's errors and what
+statistics (RAY_USAGE_STATS_ENABLED=0), its workers at niceness 0 (Ray's default of 15 starves the
+shard actors on a busy node); docs/scaling.md lists what listens where. With ``address`` it joins
+an existing cluster; every node needs ``monitor[dist]`` installed and, for a Redis password,
+MONITOR_REDIS_PASSWORD in the environment of its ``ray start`` (and RAY_worker_niceness=0 for the
+same priority). Ray's errors and what
 it prints become one line each, without terminal escape codes.
 """
 
@@ -21,6 +23,9 @@ from monitor.distributed.worker import ShardWorker
 from monitor.errors import RuntimeFailure
 
 __all__ = ["ServeFailed", "LocalPool", "RayPool", "start_ray", "one_line", "RayNotes"]
+
+
+WORKER_NICENESS = 0  # Ray's default, 15, leaves the shard actors (the whole work) only what other processes spare
 
 
 class ServeFailed(RuntimeFailure):
@@ -44,7 +49,7 @@ def start_ray(address: str | None, num_cpus: int):
         if root not in paths:
             os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
         ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+                 _node_ip_address="127.0.0.1", _system_config={"worker_niceness": WORKER_NICENESS})
     except Exception as e:  # ConnectionError, an authentication error under it, RuntimeError: one line
         cause = e.__cause__ if isinstance(e.__cause__, BaseException) else e
         text = [ln.strip() for ln in _ESCAPES.sub("", str(cause)).splitlines() if ln.strip()]

@@ -18,10 +18,12 @@ second guard. `export` copies the streams to text files.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from monitor.core.monitor import Scored
+if TYPE_CHECKING:  # (monitor.core.monitor imports torch: not in the driver of a Ray serve)
+    from monitor.core.monitor import Scored
 
 __all__ = ["RecordWriter", "alert_ids", "export", "output_streams", "split_id", "ALERT_SLOTS"]
 

@@ -32,6 +32,7 @@ __all__ = ["repr_text", "fixed_text", "int_text", "strings_text", "pad_left", "j
 _MAX_SIG = 1e15  # at most 15 significant digits on the fast path
 _POW = 10.0 ** np.arange(16)
 _FOUR = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)  # (10000, 4) digits
+_FOUR32 = _FOUR.view(np.uint32).ravel()  # (10000,) the same four bytes as one word each
 
 
 def _render(m: np.ndarray, d: int, neg: np.ndarray) -> np.ndarray:
@@ -39,21 +40,26 @@ def _render(m: np.ndarray, d: int, neg: np.ndarray) -> np.ndarray:
     n = len(m)
     ndig = np.maximum(_digits(m), d + 1)  # (n,) digits written: at least one before the point
     width = int(ndig.max(initial=1))
-    blocks = -(-width // 4)  # four digits at a time, by table lookup
-    text = np.empty((n, 4 * blocks), dtype=np.uint8)
+    blocks = -(-width // 4)  # four digits at a time, by table lookup (one 4-byte word per lookup)
+    words = np.empty((n, blocks), dtype=np.uint32)
     rest = m
     for b in range(blocks):
         rest, low = np.divmod(rest, 10_000) if b < blocks - 1 else (None, rest)
-        text[:, 4 * (blocks - 1 - b):4 * (blocks - b)] = _FOUR[low]
-    text = text[:, 4 * blocks - width:]
-    text[np.arange(width)[None, :] < (width - ndig)[:, None]] = PAD  # leading zeros beyond ndig: none
-    if d > 0:
-        text = np.concatenate([text[:, :width - d], np.full((n, 1), 46, np.uint8), text[:, width - d:]], axis=1)
-    out = np.full((n, text.shape[1] + 1), PAD, dtype=np.uint8)
-    out[:, 1:] = text
+        words[:, blocks - 1 - b] = _FOUR32[low]
+    text = words.view(np.uint8).reshape(n, 4 * blocks)[:, 4 * blocks - width:]
+    short = np.flatnonzero(ndig < width)  # rows with leading zeros beyond their digits: padding there
+    if len(short):
+        text[short] = np.where(np.arange(width)[None, :] < (width - ndig[short])[:, None], PAD, text[short])
+    point = d > 0
+    out = np.empty((n, 1 + width + point), dtype=np.uint8)
+    out[:, 0] = PAD
+    out[:, 1:1 + width - d] = text[:, :width - d]
+    if point:
+        out[:, 1 + width - d] = 46
+        out[:, 2 + width - d:] = text[:, width - d:]
     rows = np.flatnonzero(neg)
     if len(rows):  # "-" just before the first digit
-        out[rows, out.shape[1] - 1 - ndig[rows] - (d > 0)] = 45
+        out[rows, out.shape[1] - 1 - ndig[rows] - point] = 45
     return out
 
 
