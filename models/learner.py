@@ -34,6 +34,14 @@ accuracy, before -> after):
   ``drift_warm`` (500) readings. With ``preserve``, BatchRenorm1d's running statistics moving in
   training are compensated in the next Linear layer, as the normaliser's are. Replay draws are
   without replacement. Measured in docs/learning.md.
+- ``recentre`` (issue 13): at a change of regime and when a class is seen for the first time,
+  BatchRenorm1d's running statistics are set to those of the readings trained on from then (the
+  function kept, as with ``preserve``), so learning restarts on inputs near 0 rather than 10
+  running standard deviations out (regime splice, first change: 165-270 -> 168-237 readings to
+  recover). ``early_until`` (off by default): an early step after the warm-up goes on (up to that
+  many optimiser steps) until the mini-batch is scored right; 8 takes the patients stream's third
+  change from 117 to 0 readings to recover, but with re-centring it raised the raw-input
+  BatchRenorm1d's final ablation loss to 0.10 on seed 0 (docs/learning.md).
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
 
@@ -291,6 +299,7 @@ class OnlineLearner:
     def _step(self) -> list[float]:
         c = self.config
         px, py = self._pend_x[:self._n_pend], self._pend_y[:self._n_pend]
+        drifts = self.n_drifts_
         if c.drift_errors:
             self._watch_drift()
         if c.normalise:
@@ -299,18 +308,25 @@ class OnlineLearner:
         new_x, new_y = px[known], py[known]
         if c.init_bias and self.n_steps_ == 0 and len(new_y):
             self._set_output_bias(new_y.mean())
+        new_class = False
         for k in (0, 1):  # a class seen for the first time (the first abnormal reading) restarts the warm-up
             if not self.classes_seen_[k] and ((new_y > 0.5) == bool(k)).any():
                 self.classes_seen_[k] = True
+                new_class = self.n_steps_ > 0
                 if c.warm_restart:
                     self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.warm_until)
+        if c.recentre and self._follow and (new_class or self.n_drifts_ > drifts):
+            self._recentre(px, py, balanced=new_class)
         n_steps = c.warm_steps if self.n_seen_ <= self.warm_end_ else c.steps
+        until = c.early_until if self._n_pend < self._target else 0  # an early step: until its readings are right
         losses = []
         modal = self._modal  # train/eval only matter with BatchNorm (and cost a walk over the modules)
         if modal:
             self.net.train()
         try:
-            for _ in range(n_steps):
+            for i in range(max(n_steps, until)):
+                if i >= n_steps and not self._any_wrong(new_x, new_y):
+                    break
                 bx, by = self._training_batch(new_x, new_y)
                 if len(by) < 2:
                     break
@@ -328,6 +344,11 @@ class OnlineLearner:
         if losses:
             self.last_loss_ = losses[-1]
         return losses
+
+    def _any_wrong(self, x: np.ndarray, y: np.ndarray) -> bool:
+        """Whether the network as it is now gets any of the (m, d) readings x wrong."""
+        p = NumpyScorer(self.net).predict_proba(self._normalised(x))  # (m,)
+        return bool(((p > 0.5) != (y > 0.5)).any())
 
     def _watch_drift(self) -> None:
         """Test for a change of regime with the readings scored wrong (recorded as they were learned).
@@ -358,6 +379,41 @@ class OnlineLearner:
             self._replay_x[:keep], self._replay_y[:keep] = self._replay_x[idx], self._replay_y[idx]
             self._n_replay, self._replay_at = keep, keep % c.replay
         self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.drift_warm)
+
+    def _recentre(self, px: np.ndarray, py: np.ndarray, *, balanced: bool) -> None:
+        """Set BatchRenorm1d's running statistics to those of the replay ring and the pending (m, d)
+        readings px, and rescale the next Linear layer so the function of the raw reading is kept.
+
+        Called at a change of regime (after the ring forgot the old readings) and when a class is
+        seen for the first time (``recentre``). The running statistics follow the data at momentum
+        0.01 a step, so after a change the new readings sit up to 10 running standard deviations
+        out (rest at 59 bpm, tachycardia at 95), where a step of the first layer moves the output by
+        ten times as much: the boundary swung between "all normal" and "all abnormal" for about 150
+        readings on the regime stream. With ``balanced`` (a new class) the centre is the midpoint of
+        the two classes' means and the spread is measured about it, each class weighing half, so
+        the few new readings are not drowned by the ring's old ones.
+        """
+        bn = self.net[0]
+        if int(bn.num_batches_tracked) == 0:
+            return  # the first training batch sets the statistics (data-dependent start)
+        n = self._n_replay
+        z = self._normalised(np.concatenate([self._replay_x[:n], px]))  # (n + m, d)
+        y = np.concatenate([self._replay_y[:n], py])  # (n + m,) NaN: unlabelled
+        parts = [z[y > 0.5], z[y <= 0.5]] if balanced else [z]
+        parts = [q for q in parts if len(q)]
+        if not parts or sum(map(len, parts)) < 2:
+            return
+        centre = np.mean([q.mean(0) for q in parts], axis=0)  # (d,)
+        var = np.mean([((q - centre) ** 2).mean(0) for q in parts], axis=0)  # (d,)
+        if not (np.isfinite(var).all() and (var > 0).all()):
+            return
+        mean0, std0 = _eval_stats(bn)
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.from_numpy(centre.astype(np.float32)))
+            bn.running_var.copy_(torch.from_numpy(np.maximum(var - bn.eps, 0.0).astype(np.float32)))
+        mean1, std1 = _eval_stats(bn)
+        _rescale_linear(self._first_linear, std1 / std0, (mean1 - mean0) / std0)
+        self._scorer = NumpyScorer(self.net)
 
     def _renormalise(self, px: np.ndarray) -> None:
         """Update the normaliser, and keep the network's function of the raw reading unchanged.

@@ -86,6 +86,11 @@ class LearnerConfig:
     # the error rate since the last change) is a change of regime: 0 = off
     drift_window: int = 100  # ... on a change the replay ring keeps only the readings since the window's first error
     drift_warm: int = 500  # ... and the learner warms up again (warm_steps per mini-batch) for this many readings
+    early_until: int = 0  # an early step after the warm-up repeats, up to this many optimiser steps, until the
+    # mini-batch's readings are all scored right: 0 = off (8 fixed the patients stream, see docs/learning.md)
+    recentre: bool = True  # on a change of regime or a class seen for the first time, BatchRenorm1d's running
+    # statistics are set to those of the readings trained on from then (each class weighing half at a new class),
+    # the next Linear layer rescaled so the function is kept: learning restarts on inputs near 0 (needs preserve)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batchnorm", batchnorm_name(self.batchnorm))  # True/False: older configs

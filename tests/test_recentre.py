@@ -1,0 +1,67 @@
+"""Re-centring BatchRenorm1d's running statistics at a change (LearnerConfig.recentre, issue 13)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from models.learner import LearnerConfig, OnlineLearner
+from models.manual_step import ManualStepLearner
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+
+def rested(cls, seed=0):
+    """A learner that has seen 1,200 resting readings (60 bpm, all normal) in room-sized slices."""
+    learner = cls(seed=seed)
+    x = np.random.default_rng(seed).normal(60, 3, (1200, 1))
+    i = 0
+    while i < len(x):
+        k = learner.room(x[i:], np.zeros(len(x) - i))
+        learner.learn_many(x[i:i + k], np.zeros(k))
+        i += k
+    return learner
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ManualStepLearner])
+def test_recentring_moves_the_statistics_and_keeps_the_function(cls):
+    learner = rested(cls)
+    bn = learner.net[0]
+    grid = np.linspace(40, 120, 81)[:, None]
+    before = learner.predict_proba_many(grid)
+    new = np.array([[93.0], [95.0], [97.0]])
+    learner.normaliser.update(new)  # as the step does before it re-centres
+    learner._normalised(new)
+    z_old = learner._normalised(learner._replay_x[:learner._n_replay])
+    z_new = learner._normalised(new)
+    learner._recentre(new, np.ones(3), balanced=True)
+    centre = (z_old.mean() + z_new.mean()) / 2  # each class weighs half
+    assert float(bn.running_mean[0]) == pytest.approx(centre, rel=1e-5)
+    np.testing.assert_allclose(learner.predict_proba_many(grid), before, atol=1e-5)
+
+
+def test_a_new_class_recentres_the_layer_on_both_classes():
+    learner = rested(OnlineLearner)
+    mean0 = float(learner.net[0].running_mean[0])
+    x = np.array([[94.0], [96.0], [95.0], [97.0]])
+    learner.learn_many(x, np.ones(4))  # the first abnormal readings: a step right away
+    z_rest = learner._normalised(np.array([[60.0]]))[0, 0]
+    z_new = learner._normalised(np.array([[95.0]]))[0, 0]
+    mean1 = float(learner.net[0].running_mean[0])
+    assert abs(mean1 - (z_rest + z_new) / 2) < 0.25 * (z_new - z_rest)  # near the midpoint
+    assert abs(mean0 - z_rest) < 0.1 * (z_new - z_rest)  # it sat on the resting readings before
+    off = OnlineLearner(LearnerConfig(recentre=False), seed=0)
+    assert off.config.recentre is False
+
+
+def test_the_regime_splice_recovers_sooner_with_recentring():
+    """The regime stream's first change (rest -> tachycardia, the first abnormal readings ever seen):
+    worst readings-to-recover over seeds 0-2, with and without re-centring (266 before issue 13)."""
+    from learning import run_stream
+
+    worst = {on: max(run_stream("regime", s, LearnerConfig(recentre=on))["recover"][0] for s in range(3))
+             for on in (False, True)}
+    assert worst[True] < worst[False]
