@@ -48,12 +48,13 @@ def driver():
 
 
 @pytest.fixture
-def dashboard():
+def dashboard(driver):
     from monitor.dashboard.address import Address
     from monitor.dashboard.live import Dashboard
 
     with Dashboard(Address.parse("127.0.0.1:0"), note=None, source="test ward") as dash:
         yield dash
+        driver.get("about:blank")  # the page's event stream closed first: the server stops at once, not after 2 s
 
 
 def wait_for(fn, timeout: float = 10.0, every: float = 0.05):

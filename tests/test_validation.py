@@ -131,14 +131,9 @@ def test_a_port_out_of_range_is_named_so():
         parse_url("redis://127.0.0.1:http/hr")
 
 
-@pytest.mark.skipif(not os.environ.get("MONITOR_TEST_REDIS_PORT"),
-                    reason="no Redis: set MONITOR_TEST_REDIS_PORT (as .ci/run does)")
 @pytest.mark.parametrize("make", [csv, fitbit], ids=["csv", "fitbit"])
-def test_a_redis_replay_scores_what_the_file_replay_scores(tmp_path, make):
-    import uuid
-
-    pytest.importorskip("redis")
-    url = f"redis://127.0.0.1:{os.environ['MONITOR_TEST_REDIS_PORT']}/v-{uuid.uuid4().hex[:8]}"
+def test_a_redis_replay_scores_what_the_file_replay_scores(tmp_path, make, redis_url):
+    url = redis_url  # a fresh stream on the test server, its keys deleted after (tests/conftest.py)
     path = make(tmp_path / "in", [70, 71] + BAD + [72, "abc", 95])
     res = CliRunner().invoke(main, ["publish", str(path), url, "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
