@@ -24,7 +24,7 @@ from streams.lines import MAX_LINE, LineParser, too_long
 
 _RAW_MAX = 200  # characters of a dropped line kept in its Reject
 
-__all__ = ["LineSource", "read_batches"]
+__all__ = ["LineSource", "read_batches", "refuse_binary"]
 
 
 def read_batches(chunks: Iterable[bytes], parser: LineParser, *, name: str,
@@ -78,7 +78,7 @@ class _LineReader:
     def feed(self, chunk: bytes) -> Iterator[Batch]:
         """The batches of the lines this chunk ends."""
         if self.first and chunk:
-            _refuse_binary(chunk, self.name)
+            refuse_binary(chunk, self.name)
             self.first = False
         if self.skipping is not None:
             end = chunk.find(b"\n")
@@ -163,7 +163,7 @@ class _LineReader:
         yield batch
 
 
-def _refuse_binary(head: bytes, name: str) -> None:
+def refuse_binary(head: bytes, name: str) -> None:
     """SourceError when the first bytes are not text: NUL bytes (binary, /dev/zero) or UTF-16."""
     head = head[:4096]
     if b"\x00" not in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from streams.batch import Batch, SourceError
 from streams.compression import iter_blocks
-from streams.linesource import LineSource, read_batches
+from streams.linesource import LineSource, read_batches, refuse_binary
 
 __all__ = ["CsvReplay"]
 
@@ -121,6 +121,8 @@ class CsvReplay(LineSource):
         offset = int(self.resume["offset"]) if self.resume is not None else 0
         first = offset == 0
         for chunk in iter_blocks(self.path, self.block_bytes, offset=offset):  # gzip is decompressed on the fly
+            if first:
+                refuse_binary(chunk, self._name())  # a binary file is named as one, not as old line endings
             if first and b"\n" not in chunk and b"\r" in chunk.rstrip(b"\r"):
                 raise SourceError(f"{self._name()} has old Mac line endings (a lone CR ends each line); convert "
                                   f"them first, e.g. tr '\\r' '\\n' < {self._name()} > fixed.csv")

@@ -217,3 +217,11 @@ def test_the_pacing_cap_is_a_setting_and_noted(tmp_path):
     assert res.exit_code == 0, res.output
     assert time.monotonic() - t0 < 15
     assert "a gap of 1e+12 s in the time column is cut to 0.5 s of waiting" in res.output
+
+
+def test_a_binary_file_with_carriage_returns_is_named_binary_not_old_line_endings(tmp_path):
+    """An executable's first bytes hold NUL and CR bytes but no newline: it is not text, whatever its CRs."""
+    path = tmp_path / "program.csv"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" + b"\x00\x10\r\x00" * 200)
+    out = one_line_error(run("replay", str(path), "-q"))
+    assert "not text (NUL bytes" in out and "old Mac" not in out
