@@ -35,6 +35,7 @@ RedisTarget(host='127.0.0.1', port=6390, stream='ward', db=0)
 
 from __future__ import annotations
 
+import itertools
 import os
 import time as _time
 import zlib
@@ -47,7 +48,7 @@ from streams.batch import Batch, Reject, SourceError
 from streams.records import reject_reason
 
 __all__ = ["RedisTarget", "parse_url", "connect", "shard_of", "shard_streams", "RedisReadings",
-           "publish", "PASSWORD_ENV", "StreamMissing", "Read", "LayoutMismatch", "PACK_FORMAT", "pack_entry", "read_layout", "layout_key"]
+           "publish", "PASSWORD_ENV", "StreamMissing", "Read", "LayoutMismatch", "PACK_FORMAT", "pack_entry", "read_layout", "layout_key", "entry_id_text"]
 
 PASSWORD_ENV = "MONITOR_REDIS_PASSWORD"
 PACK_FORMAT = 1  # the version of the packed entry written by `publish` (field ``m``)
@@ -180,7 +181,13 @@ def _to_batch(entries: list, first_line: int,
     """
     entries = [(i, f) for i, f in entries if f]
     ids = [i for i, _ in entries]
-    parts = [_unpack(f, j) if b"m" in f else _single(f, j) for j, (_, f) in enumerate(entries)]
+    parts = []
+    for packed, run in itertools.groupby(enumerate(entries), key=lambda e: b"m" in e[1][1]):
+        run = list(run)  # consecutive entries of one kind: a run of single readings is parsed at once
+        if packed:
+            parts += [_unpack(f, j) for j, (_, f) in run]
+        else:
+            parts.append(_singles([f for _, (_, f) in run], [j for j, _ in run]))
     if not parts:
         parts = [(np.empty(0), np.empty(0), np.empty(0), None, np.empty(0, dtype=np.int64), {})]
     t = np.concatenate([p[0] for p in parts])
@@ -201,14 +208,15 @@ def _to_batch(entries: list, first_line: int,
     # readings are numbered from first_line; a reject gets the number of the reading after it
     number = first_line + np.cumsum(ok) - ok
     t = np.where(np.isnan(t), number - 1.0, t)
-    rejects = tuple(Reject(int(number[i]), f"entry {_text(ids[entry[i]])}",
+    rejects = tuple(Reject(int(number[i]), f"entry {entry_id_text(ids[entry[i]])}",
                            reject_reason(problems.get(i), v[i], t[i], valid_range)) for i in np.flatnonzero(~ok).tolist())
     batch = Batch(time=t[ok], x=v[ok].reshape(-1, 1), y=y[ok], line=number[ok].astype(np.int64),
                   key=None if key is None else key[ok], rejected=rejects)
     return ids, entry[ok], batch
 
 
-def _text(i) -> str:
+def entry_id_text(i: bytes | str) -> str:
+    """An entry id as text ("1700000000000-0"), as redis-py gives it (bytes) or as text."""
     return i.decode(errors="replace") if isinstance(i, bytes) else str(i)
 
 
@@ -232,34 +240,38 @@ def _unpack(f: dict, j: int):
     return t, v, y, key, np.full(n, j, dtype=np.int64), {}
 
 
-def _number(f: dict, name: bytes, problems: list, default: float = np.nan) -> float:
-    """Field ``name`` of a single-reading entry as a float (``default`` when absent); a field that
-    is not a number notes why in ``problems``."""
-    raw = f.get(name)
-    if raw is None:
-        return default
+def _floats(fields: list[dict], name: bytes) -> tuple[np.ndarray, dict[int, str]]:
+    """Field ``name`` of single-reading entries as float64 (NaN where absent), and {i: why} for
+    those whose field is not a number (entry by entry only when the whole column fails)."""
+    raw = [f.get(name) for f in fields]
     try:
-        return float(raw)
+        return np.array([np.nan if r is None else float(r) for r in raw], dtype=np.float64), {}
     except ValueError:
-        problems.append(f"{name.decode()} is not a number: {raw[:40].decode(errors='replace')!r}")
-        return np.nan
+        out, bad = np.full(len(raw), np.nan), {}
+        for i, r in enumerate(raw):
+            try:
+                out[i] = np.nan if r is None else float(r)
+            except ValueError:
+                bad[i] = f"{name.decode()} is not a number: {r[:40].decode(errors='replace')!r}"
+        return out, bad
 
 
-def _single(f: dict, j: int):
-    """One single-reading entry (any producer: fields as text) -> the arrays `_unpack` gives, and its problem."""
-    problems: list[str] = []
-    if b"value" not in f:
-        problems.append("no value field")
-    value = _number(f, b"value", problems)
-    t = _number(f, b"time", problems)
-    label = _number(f, b"label", problems)
-    if not (np.isnan(label) or label in (0.0, 1.0)):
-        problems.append(f"label is not 0 or 1: {label:g}")
-    if b"time" in f and np.isnan(t) and not problems:
-        problems.append("not a time")
-    key = np.array([f[b"key"].decode(errors="replace")], dtype=object) if b"key" in f else None
-    return (np.array([t]), np.array([value]), np.array([label]), key, np.array([j], dtype=np.int64),
-            {0: problems[0]} if problems else {})
+def _singles(fields: list[dict], js: list[int]):
+    """Single-reading entries (any producer: fields as text) -> the arrays `_unpack` gives, and
+    {i: why} for those that hold no reading (the first reason that applies)."""
+    v, bad_v = _floats(fields, b"value")
+    t, bad_t = _floats(fields, b"time")
+    y, bad_y = _floats(fields, b"label")
+    # from the last reason to the first: a later update wins
+    problems = {i: "not a time" for i in np.flatnonzero(np.isnan(t)).tolist() if b"time" in fields[i]}
+    problems.update({i: f"label is not 0 or 1: {y[i]:g}"
+                     for i in np.flatnonzero(~np.isnan(y) & (y != 0.0) & (y != 1.0)).tolist()})
+    for bad in (bad_y, bad_t, bad_v):
+        problems.update(bad)
+    problems.update({i: "no value field" for i, f in enumerate(fields) if b"value" not in f})
+    has_key = all(b"key" in f for f in fields)
+    key = np.array([f[b"key"].decode(errors="replace") for f in fields], dtype=object) if has_key else None
+    return t, v, y, key, np.asarray(js, dtype=np.int64), problems
 
 
 class StreamMissing(SourceError):

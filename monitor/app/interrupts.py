@@ -29,39 +29,6 @@ __all__ = ["Interrupts", "held_until_done"]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@contextmanager
-def held_until_done() -> Iterator[None]:
-    """A block that a signal must not cut short, delivered again as it came once the block is over.
-
-    For the start-up imports (torch, numpy, pandas): a KeyboardInterrupt raised inside an import
-    can be swallowed by the importing library and leave a half-initialised numpy behind, which the
-    run then trips on (a traceback and status 1 instead of 130). After the block, SIGINT raises
-    KeyboardInterrupt as usual and SIGTERM ends the process as it would have.
-
-    >>> import os
-    >>> try:
-    ...     with held_until_done():
-    ...         os.kill(os.getpid(), signal.SIGINT)
-    ...         print("the imports finish first")
-    ... except KeyboardInterrupt:
-    ...     print("then Ctrl-C takes effect")
-    the imports finish first
-    then Ctrl-C takes effect
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if got:
-        signal.raise_signal(got[0])
-
-
 class Interrupts:
     """A context manager that installs the handlers for SIGINT and SIGTERM and puts the old ones back."""
 
@@ -117,3 +84,32 @@ class Interrupts:
         for s, old in self._old.items():
             signal.signal(s, old)
         self._old.clear()
+
+
+@contextmanager
+def held_until_done() -> Iterator[None]:
+    """A block that a signal must not cut short, delivered again as it came once the block is over.
+
+    For the start-up imports (torch, numpy, pandas): a KeyboardInterrupt raised inside an import
+    can be swallowed by the importing library and leave a half-initialised numpy behind, which the
+    run then trips on (a traceback and status 1 instead of 130). After the block, SIGINT raises
+    KeyboardInterrupt as usual and SIGTERM ends the process as it would have.
+
+    >>> import os
+    >>> try:
+    ...     with held_until_done():
+    ...         os.kill(os.getpid(), signal.SIGINT)
+    ...         print("the imports finish first")
+    ... except KeyboardInterrupt:
+    ...     print("then Ctrl-C takes effect")
+    the imports finish first
+    then Ctrl-C takes effect
+    """
+    stop = Interrupts()
+    try:
+        with stop, stop.critical():
+            yield
+    except KeyboardInterrupt:  # a signal noted in the block, raised by critical() at its end
+        if stop.signum is None:
+            raise
+        signal.raise_signal(stop.signum)  # under the handlers of before: SIGTERM ends the process as it would have

@@ -10,7 +10,9 @@ from monitor.config import Span
 if TYPE_CHECKING:  # (models.learner_config: no torch in the driver)
     from models.learner_config import LearnerConfig
 
-__all__ = ["ServeConfig", "EngineSpec", "ServeOutputs", "Hooks"]
+__all__ = ["ServeConfig", "EngineSpec", "ServeOutputs", "Hooks", "SHOW_REJECTS"]
+
+SHOW_REJECTS = 5  # rejected entries kept with their id and reason for the summary (all of them counted)
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,11 @@ import io
 import numpy as np
 
 from monitor.distributed.checkpoints import open_store
-from monitor.distributed.config import ServeConfig
+from monitor.distributed.config import SHOW_REJECTS, ServeConfig
 from monitor.distributed.redis_outputs import RecordWriter, alert_ids
+from streams.redis_stream import entry_id_text
 
 __all__ = ["ShardConsumer"]
-
-SHOW_REJECTS = 5  # rejects kept with their entry id and reason for the summary
-
-
-def _text(i) -> str:
-    return i.decode() if isinstance(i, bytes) else str(i)
 
 
 class ShardConsumer:
@@ -159,11 +154,11 @@ class ShardConsumer:
         aids = alert_ids(events, ids, entry, scored.time, scored.key) if events else []
         self.writer.write(ids, entry, scored, text, events, aids)
         if self.collect:
-            out.append({"ids": [_text(i) for i in ids], "counts": np.bincount(entry, minlength=len(ids)).tolist(),
+            out.append({"ids": [entry_id_text(i) for i in ids], "counts": np.bincount(entry, minlength=len(ids)).tolist(),
                         "records": text if self.collect == "records" else None,
                         "alerts": list(zip(aids, events))})
         self.processed_ += len(batch)
-        self.last_id = _text(ids[-1])
+        self.last_id = entry_id_text(ids[-1])
         self._unacked.extend(ids)
         self._since += len(batch)
         return len(batch)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from monitor.distributed.config import EngineSpec, Hooks, ServeConfig
+from monitor.distributed.config import SHOW_REJECTS, EngineSpec, Hooks, ServeConfig
 from monitor.errors import MonitorError
 from monitor.distributed.connection import BACKOFF, RedisLost
 from monitor.distributed.engines import LocalPool, RayPool, ServeFailed, one_line, start_ray
@@ -39,7 +39,7 @@ def merge_summaries(shards: list[dict]) -> dict:
     for name in ("processed", "rejected", "written", "alerts_written", "duplicates_skipped", "claimed", "covered_by_checkpoint",
                  "restarts"):
         out[name] = sum(s.get(name, 0) for s in shards)
-    out["first_rejects"] = [r for s in shards for r in s.get("first_rejects", [])][:5]
+    out["first_rejects"] = [r for s in shards for r in s.get("first_rejects", [])][:SHOW_REJECTS]
     acc = [(s["accuracy"], s["readings"]) for s in shards if s.get("accuracy") is not None]
     out["accuracy"] = round(sum(a * k for a, k in acc) / sum(k for _, k in acc), 6) if acc else None
     keys = {}

@@ -227,19 +227,15 @@ class KeyedMonitor:
 
     def summary(self) -> dict:
         """The Monitor summary, plus keys, evictions, episodes and the per-key table."""
+        out = self.inner.summary()  # per-key too: nan_scores and final_loss of the loop every key runs through
         if self.model == "per-key" and self.keyed_:
-            out = dict(self.metrics.result())
-            out.update({"learn": self.learn, "threshold": self.threshold,
-                        "steps": sum(ln.n_steps_ for ln in self.learners.values()),
-                        "skipped_steps": sum(ln.n_skipped_ for ln in self.learners.values()),
-                        "normaliser_skipped": sum(getattr(ln.normaliser, "n_refused_", 0)
-                                                  for ln in self.learners.values()),
-                        "nan_scores": self.inner.n_nan_scores,  # counted by the loop every key runs through
-                        "final_loss": (float(np.mean(self.inner.recent_losses))
-                                       if self.inner.recent_losses else None),
-                        "network": "one per key: " + self.inner.network()})
-        else:
-            out = self.inner.summary()
+            learners = self.learners.values()
+            out.update(self.metrics.result())  # the whole stream's metrics are kept here, not in inner
+            out.pop("accuracy_second_half", None)  # (not kept per key)
+            out.update({"steps": sum(ln.n_steps_ for ln in learners),
+                        "skipped_steps": sum(ln.n_skipped_ for ln in learners),
+                        "normaliser_skipped": sum(getattr(ln.normaliser, "n_refused_", 0) for ln in learners),
+                        "network": "one per key: " + out["network"]})
         out["episodes"] = self.alerts.n_episodes_
         out["alert_after"], out["alert_clear"] = str(self.alerts.after), str(self.alerts.clear)
         if self.keyed_:
