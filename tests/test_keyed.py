@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from monitor.config import Span
 from monitor.keyed.alerts import AlertTracker
@@ -49,11 +50,11 @@ def interleaved(patients=6, minutes=30, seed=2, batch=97):
 
 
 def test_per_key_network_result_equals_the_patient_replayed_alone():
-    ward = interleaved()
+    ward = interleaved(patients=3)  # one network per patient: each warms up alone
     mon, parts = run_keyed(ward, model="per-key", alert_after=Span(readings=4), alert_clear=Span(readings=6))
     p = np.concatenate([s.p for s in parts])
     arr = ward.arrays()
-    for key in ("P001", "P004"):
+    for key in ("P001", "P002"):
         mine = arr["key"] == key
         alone = Batch(time=arr["time"][mine], x=arr["hr"][mine].reshape(-1, 1), y=np.full(mine.sum(), np.nan),
                       line=np.arange(mine.sum()), key=arr["key"][mine])
@@ -63,10 +64,16 @@ def test_per_key_network_result_equals_the_patient_replayed_alone():
         assert mon.summary()["keys"][key] == mon1.summary()["keys"][key]
 
 
-def test_shared_network_per_key_state_equals_the_patient_alone():
+@pytest.fixture(scope="module")
+def shared_run():
+    """The interleaved ward through a shared network in slices of 97 readings (tests only read it)."""
+    return run_keyed(interleaved(), model="shared")
+
+
+def test_shared_network_per_key_state_equals_the_patient_alone(shared_run):
     """With a shared network the scores depend on every patient; the per-key state does not."""
     ward = interleaved()
-    mon, parts = run_keyed(ward, model="shared")
+    mon, parts = shared_run
     arr = ward.arrays()
     flags = np.concatenate([s.flag for s in parts])
     after, clear = Span(seconds=60.0), Span(seconds=120.0)
@@ -82,16 +89,16 @@ def test_shared_network_per_key_state_equals_the_patient_alone():
         assert [e for s in parts for e in s.alerts if e["key"] == key] == solo
 
 
-def test_keyed_scores_do_not_depend_on_the_chunking():
-    ward = interleaved(batch=100_000)
-    whole = next(iter(ward))
-    _, one = run_keyed([whole])
+def test_keyed_scores_do_not_depend_on_the_chunking(shared_run):
+    """Random slices of 1-40 readings score as the slices of 97 of shared_run."""
+    whole = next(iter(interleaved(batch=100_000)))
     rng = np.random.default_rng(5)
     _, many = run_keyed([whole.slice(a, b) for a, b in cuts(rng, len(whole), most=40)])
-    p1, p2 = one[0].p, np.concatenate([s.p for s in many])
-    np.testing.assert_allclose(p2, p1, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(np.concatenate([s.flag for s in many]), one[0].flag)
-    assert [e for s in many for e in s.alerts] == list(one[0].alerts)
+    _, by97 = shared_run
+    np.testing.assert_allclose(np.concatenate([s.p for s in many]), np.concatenate([s.p for s in by97]),
+                               rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(np.concatenate([s.flag for s in many]), np.concatenate([s.flag for s in by97]))
+    assert [e for s in many for e in s.alerts] == [e for s in by97 for e in s.alerts]
 
 
 def test_unkeyed_stream_scores_exactly_as_the_plain_monitor(hr_values):

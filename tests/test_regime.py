@@ -92,19 +92,17 @@ def test_noisy_labels_are_not_taken_for_changes_of_regime():
 
 
 def test_state_round_trip_mid_stream_continues_identically():
+    """A monitor restored from the state at 2,000 readings scores the rest as the uninterrupted one."""
     x, y = regime_stream(seed=2)
     cut = 2000  # after the first changes, with errors in the drift window
-    p_ref, ref = run(x, y, [500])
-    first, mon = run(x[:cut], y[:cut], [500])
-    state = mon.state_dict()
+    _, ref = run(x[:cut], y[:cut], [500])
     again = Monitor()
-    again.load_state_dict(state)
-    rest = []
-    for i in range(cut, len(x), 500):
+    again.load_state_dict(ref.state_dict())
+    for i in range(cut, len(x), 500):  # the same batches to both: the uninterrupted run goes on beside
         b = Batch.of_values(x[i:i + 500], first_line=i + 1)
-        rest.append(again.process(Batch(time=b.time, x=b.x, y=y[i:i + 500], line=b.line)).p)
-    np.testing.assert_array_equal(np.concatenate([first] + rest), p_ref)
-    assert again.learner.n_drifts_ == ref.learner.n_drifts_
+        b = Batch(time=b.time, x=b.x, y=y[i:i + 500], line=b.line)
+        np.testing.assert_array_equal(again.process(b).p, ref.process(b).p)
+    assert again.learner.n_drifts_ == ref.learner.n_drifts_ >= 1
 
 
 def test_summary_says_which_network_ran(whole):
