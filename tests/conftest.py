@@ -32,11 +32,16 @@ def run_monitor(*args: str, input: bytes | None = None, timeout: float = 120, cw
                           timeout=timeout, env=env, cwd=cwd)
 
 
+def hr_series() -> np.ndarray:
+    """1,000 seeded heart-rate-like readings around 90 bpm (a new array each call)."""
+    rng = np.random.default_rng(7)
+    return 90 + 3 * np.sin(np.arange(1000) / 80) + rng.normal(0, 4, 1000)
+
+
 @pytest.fixture
 def hr_values() -> np.ndarray:
     """1,000 seeded heart-rate-like readings around 90 bpm."""
-    rng = np.random.default_rng(7)
-    return 90 + 3 * np.sin(np.arange(1000) / 80) + rng.normal(0, 4, 1000)
+    return hr_series()
 
 
 @pytest.fixture

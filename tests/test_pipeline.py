@@ -10,6 +10,7 @@ from monitor.app.pacing import Pacer
 from monitor.core.monitor import Monitor
 from monitor.app.replay_loop import RejectReport, replay
 from streams import Batch, Reject
+from tests.conftest import hr_series
 
 
 def hr_batch(values, first_line=1):
@@ -47,16 +48,22 @@ def test_no_reading_is_learned_before_it_is_scored(hr_values):
     assert events and all(events)
 
 
-def test_a_score_never_depends_on_later_readings(hr_values):
+@pytest.fixture(scope="module")
+def whole():
+    """(monitor, scores) of hr_values in one batch, with a trace: the tests only read them."""
+    mon = Monitor(seed=0, trace=True)
+    return mon, mon.process(hr_batch(hr_series())).p
+
+
+def test_a_score_never_depends_on_later_readings(hr_values, whole):
     """Prequential honesty: the first m records are the same whether the stream stops at m or goes on."""
-    full = Monitor(seed=0).process(hr_batch(hr_values)).p
+    full = whole[1]
     for m in (1, 5, 37, 400):
         prefix = Monitor(seed=0).process(hr_batch(hr_values[:m])).p
         np.testing.assert_array_equal(prefix, full[:m])
 
 
-def test_output_does_not_depend_on_batch_boundaries(hr_values):
-    whole = Monitor(seed=0).process(hr_batch(hr_values)).p
+def test_output_does_not_depend_on_batch_boundaries(hr_values, whole):
     mon = Monitor(seed=0)
     rng = np.random.default_rng(1)
     parts, i = [], 0
@@ -64,12 +71,11 @@ def test_output_does_not_depend_on_batch_boundaries(hr_values):
         k = int(rng.integers(1, 90))
         parts.append(mon.process(hr_batch(hr_values[i:i + k], first_line=i + 1)).p)
         i += k
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    np.testing.assert_array_equal(np.concatenate(parts), whole[1])
 
 
-def test_summary_metrics_match_sklearn_on_the_same_stream(hr_values):
-    mon = Monitor(seed=0, trace=True)
-    mon.process(hr_batch(hr_values))
+def test_summary_metrics_match_sklearn_on_the_same_stream(hr_values, whole):
+    mon = whole[0]
     tr = mon.trace.arrays()
     s = mon.summary()
     assert s["readings"] == len(hr_values)
@@ -126,13 +132,12 @@ def test_pacer_rejects_negative_speed():
         Pacer(speed=-1)
 
 
-def test_emitting_records_before_learning_gives_the_same_records(hr_values):
-    whole = Monitor(seed=0).process(hr_batch(hr_values)).p
+def test_emitting_records_before_learning_gives_the_same_records(hr_values, whole):
     emitted = []
     mon = Monitor(seed=0)
     for i in range(0, len(hr_values), 7):
         mon.process(hr_batch(hr_values[i:i + 7], first_line=i + 1), emit=lambda s: emitted.append(s.p))
-    np.testing.assert_array_equal(np.concatenate(emitted), whole)
+    np.testing.assert_array_equal(np.concatenate(emitted), whole[1])
 
 
 def _unscoreable_monitor(monkeypatch) -> Monitor:
