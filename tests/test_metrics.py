@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from river import metrics as rm
-from sklearn.metrics import log_loss, roc_auc_score
 
 from monitor.core.metrics import PrequentialMetrics, first_sustained
 from tests.conftest import random_splits
@@ -37,6 +36,7 @@ def make_stream(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def test_matches_river_one_reading_at_a_time_and_sklearn_auc():
+    from sklearn.metrics import roc_auc_score  # here, not at collection: 1 s a worker
     y, p, flag = make_stream(0)
     assert set(p[y == 1]) >= {0.0, 1.0} and set(p[y == 0]) >= {0.0, 1.0}
     ours = PrequentialMetrics()
@@ -74,6 +74,7 @@ def test_log_loss_clip_is_rivers_not_sklearns():
     Inside the clip the two agree; a confident miss (p == 0 on class 1) costs -log(1e-15) = 34.54
     here and in river, but -log(2.2e-16) = 36.04 in sklearn.
     """
+    from sklearn.metrics import log_loss  # here, not at collection: 1 s a worker
     m = PrequentialMetrics()
     m.update(np.array([1, 0, 1]), np.array([0.7, 0.2, 0.9]), np.array([True, False, True]))
     assert math.isclose(m.result()["log_loss"], log_loss([1, 0, 1], [0.7, 0.2, 0.9]), rel_tol=1e-12)
@@ -93,6 +94,7 @@ def test_auc_equals_river_rocauc_with_matching_thresholds():
     against sklearn's exact 0.8611 (off by 5.1e-3), where ours with the default 4096 bins reads
     0.8611242 (off by 4.2e-6).
     """
+    from sklearn.metrics import roc_auc_score  # here, not at collection: 1 s a worker
     y, p, flag = make_stream(5, n=1500)
     ours = PrequentialMetrics(n_bins=64)
     river_auc = rm.ROCAUC(n_thresholds=65)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from monitor.app.pacing import Pacer
 from monitor.core.monitor import Monitor
@@ -75,6 +74,7 @@ def test_output_does_not_depend_on_batch_boundaries(hr_values, whole):
 
 
 def test_summary_metrics_match_sklearn_on_the_same_stream(hr_values, whole):
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score  # here, not at collection: 1 s a worker
     mon = whole[0]
     tr = mon.trace.arrays()
     s = mon.summary()
