@@ -96,6 +96,7 @@ def held_until_done() -> Iterator[None]:
     KeyboardInterrupt as usual and SIGTERM ends the process as it would have.
 
     >>> import os
+    >>> before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job ignores SIGINT)
     >>> try:
     ...     with held_until_done():
     ...         os.kill(os.getpid(), signal.SIGINT)
@@ -104,6 +105,7 @@ def held_until_done() -> Iterator[None]:
     ...     print("then Ctrl-C takes effect")
     the imports finish first
     then Ctrl-C takes effect
+    >>> _ = signal.signal(signal.SIGINT, before)
     """
     stop = Interrupts()
     try:
