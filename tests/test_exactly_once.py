@@ -170,7 +170,7 @@ def reference(tmp_path_factory):
     """The input, and the outputs of one uninterrupted run over it."""
     from tests.test_resume import hr_file, in_child
     d = tmp_path_factory.mktemp("ref")
-    data = hr_file(d / "hr.csv", n=120)
+    data = hr_file(d / "hr.csv", n=60)  # 6 saves at --checkpoint-every 10: every kill point (1-4) falls in the run
     status = in_child(["replay", str(data), "--out", str(d / "o.jsonl"), "--rejects", str(d / "r.jsonl"),
                        "--state", str(d / "s.pt"), "--checkpoint-every", "10", "-q"])
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
