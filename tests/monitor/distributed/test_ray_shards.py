@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from streams.redis_stream import parse_url, shard_streams
-from tests.conftest import has_module, redis_client
+from tests.conftest import ROOT, has_module, redis_client
 
 PORT = os.environ.get("MONITOR_TEST_REDIS_PORT")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 needs_both = pytest.mark.skipif(not PORT or not has_module("ray") or not has_module("redis"),

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,8 @@ import pytest
 from river import preprocessing
 
 from models.normaliser import RunningNormaliser
-from tests.conftest import random_splits
+from tests.conftest import ROOT, random_splits
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

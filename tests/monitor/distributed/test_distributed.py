@@ -159,7 +159,7 @@ def local_ray():
 @needs_ray
 def test_killing_a_shard_actor_between_calls_loses_and_duplicates_no_reading(redis_url, local_ray):
     """The actor is killed from outside (ray.kill, through Hooks.on_result) once the driver holds the
-    outputs of entries it has not acknowledged; tests/test_ray_shards.py kills one from inside, in
+    outputs of entries it has not acknowledged; tests/monitor/distributed/test_ray_shards.py kills one from inside, in
     the middle of a call. Every reading once in the output streams and in the summary counts, and
     the same outputs as a run without the kill."""
     from monitor.distributed.config import EngineSpec, Hooks, ServeConfig

@@ -1,5 +1,5 @@
 """A few records at a time (a live feed) are formatted field by field: the same bytes as the
-column-at-a-time path and as the writers before issue 15 (tests/sinks_reference.py)."""
+column-at-a-time path and as the writers before issue 15 (tests/monitor/output/sinks_reference.py)."""
 
 from __future__ import annotations
 

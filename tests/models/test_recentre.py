@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -10,8 +9,9 @@ import pytest
 
 from models.learner import LearnerConfig, OnlineLearner
 from models.manual_step import ManualStepLearner
+from tests.conftest import ROOT
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def rested(cls, seed=0):

@@ -1,5 +1,5 @@
 """The record writers as they were before issue 15 (one Python format call per field): the oracle
-that tests/test_sinks.py holds the column-at-a-time writers of monitor.output.sinks to, byte for byte.
+that tests/monitor/output/test_sinks.py holds the column-at-a-time writers of monitor.output.sinks to, byte for byte.
 
 Where records go: JSON Lines (default off a terminal), CSV, or a readable table.
 

@@ -7,16 +7,14 @@ import math
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from river import metrics as rm
 
 from monitor.core.metrics import PrequentialMetrics, first_sustained
-from tests.conftest import random_splits
+from tests.conftest import ROOT, random_splits
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_stream(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

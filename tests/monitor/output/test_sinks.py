@@ -1,6 +1,6 @@
 """The column-at-a-time record writers give the same bytes as the per-field writers they replaced.
 
-The oracle is tests/sinks_reference.py, the writers as they were before issue 15.
+The oracle is tests/monitor/output/sinks_reference.py, the writers as they were before issue 15.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 
 from streams import (Batch, Circles, CsvReplay, LiveLines, Sample, SourceError, SyntheticHeartRate,
                      sample_path)
+from tests.conftest import ROOT
 
 
 def collect(source) -> dict:
@@ -312,7 +313,7 @@ def test_import_is_light_and_one_way():
             "print(sorted(m for m in ('pandas', 'sklearn', 'scipy', 'torch', 'monitor', 'models') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+                         cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
 

@@ -111,7 +111,7 @@ def test_a_redis_replay_with_a_busy_state_is_refused_too(tmp_path):
 
 def _killed_half_way(tmp_path, data, out, state):
     """A run that stops after its first checkpoint (the test hook kills it), as after a crash."""
-    from tests.test_resume import in_child
+    from tests.monitor.state.test_resume import in_child
     args = ["replay", str(data), "--out", str(out), "--state", str(state), "--checkpoint-every", "10", "-q"]
     status = in_child(args, kill="2:before")
     assert os.WIFSIGNALED(status)
@@ -168,7 +168,7 @@ EVENTS = st.lists(st.one_of(
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The input, and the outputs of one uninterrupted run over it."""
-    from tests.test_resume import hr_file, in_child
+    from tests.monitor.state.test_resume import hr_file, in_child
     d = tmp_path_factory.mktemp("ref")
     data = hr_file(d / "hr.csv", n=60)  # 6 saves at --checkpoint-every 10: every kill point (1-4) falls in the run
     status = in_child(["replay", str(data), "--out", str(d / "o.jsonl"), "--rejects", str(d / "r.jsonl"),
@@ -185,7 +185,7 @@ def test_any_mix_of_kills_concurrent_runs_and_replaced_inputs_ends_exactly_once(
     import tempfile
 
     from monitor.state.state_lock import StateLock
-    from tests.test_resume import in_child
+    from tests.monitor.state.test_resume import in_child
 
     original, ref_out, ref_rej = reference
     d = tempfile.mkdtemp()
