@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from models.learner import LearnerConfig, OnlineLearner
+from models import scripted_steps
 from models.network import BatchRenorm1d
 
 __all__ = ["ManualStepLearner", "manual_step_supported"]
@@ -98,12 +99,53 @@ class ManualStepLearner(OnlineLearner):
         # The step never runs the modules, so their train/eval mode does not matter and the learner
         # need not switch it (nor save the buffers: a skipped step writes nothing).
         self._modal = False
+        # a mini-batch's steps in one TorchScript call (models.scripted_steps) when the flat vector holds
+        # w1, b1, w2, b2 in that order, as FlatAdam lays out the network's parameters
+        order = [spans[id(p)] for p in (lin1.weight, lin1.bias, lin2.weight, lin2.bias)]
+        self._scripted = scripted_steps.compiled() if order == sorted(order) and order[0][0] == 0 else None
+        self._dims = (h, d)
 
     def _step(self) -> list[float]:
         if not self.manual_:
             return super()._step()
         with torch.no_grad():  # once for the mini-batch's steps (no tensor here requires a gradient)
             return super()._step()
+
+    def _train(self, new_x: np.ndarray, new_y: np.ndarray, n_steps: int, until: int) -> list[float]:
+        """A mini-batch's steps in one TorchScript call (`models.scripted_steps`): the same steps, the
+        same draws from the replay ring, the same bits; the Python loop where that does not apply."""
+        c = self.config
+        k = min(self._n_replay, c.batch_size)
+        fresh = not c.normalise or (self._centre is not None and self._stats_at == getattr(self.normaliser, "n_seen_", 0))
+        if (not self.manual_ or self._scripted is None or until > n_steps or n_steps < 1 or len(new_y) + k < 2
+                or not fresh):
+            return super()._train(new_x, new_y, n_steps, until)
+        n, m = self._n_replay, len(new_y)
+        if k == 0:
+            draws = np.empty((n_steps, 0), dtype=np.int64)
+        elif c.replay_unique:  # one call per step, as _training_batch draws them
+            draws = np.stack([self.rng.choice(n, size=k, replace=False) for _ in range(n_steps)])
+        else:
+            draws = np.stack([self.rng.integers(0, n, size=k) for _ in range(n_steps)])
+        rows = np.concatenate([np.broadcast_to(np.arange(m), (n_steps, m)), draws + m], axis=1)  # (S, m + k)
+        x_all = np.concatenate([new_x, self._replay_x[:n]])  # (m + n, d) raw
+        z_all = (x_all - self._centre) * self._inv_scale if c.normalise else x_all  # elementwise, as _inputs64
+        y_all = np.concatenate([new_y, self._replay_y[:n]])
+        opt, bn = self.opt, self._bn
+        none = torch.zeros(0)
+        tensors = [opt.flat_, opt.exp_avg_, opt.exp_avg_sq_, opt._denom,
+                   self._run if bn is not None else none, self._tracked if bn is not None else none,
+                   torch.from_numpy(z_all[rows]), torch.from_numpy(y_all[rows])]
+        hyper = [opt.lr, opt.betas[0], opt.betas[1], opt.eps] + (
+            [bn.eps, bn.momentum, bn.r_max, bn.d_max] if bn is not None else [0.0, 0.0, 1.0, 0.0])
+        ints = [opt.n_steps_, int(bn is not None), int(self._follow), int(self._relu), *self._dims]
+        with torch.no_grad():
+            out = self._scripted(tensors, hyper, ints).tolist()
+        losses = [v for v in out if not math.isnan(v)]
+        self.n_steps_ += len(losses)
+        self.n_skipped_ += len(out) - len(losses)
+        opt.n_steps_ += len(losses)
+        return losses
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         if not self.manual_:
