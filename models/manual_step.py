@@ -139,8 +139,9 @@ class ManualStepLearner(OnlineLearner):
         hyper = [opt.lr, opt.betas[0], opt.betas[1], opt.eps] + (
             [bn.eps, bn.momentum, bn.r_max, bn.d_max] if bn is not None else [0.0, 0.0, 1.0, 0.0])
         ints = [opt.n_steps_, int(bn is not None), int(self._follow), int(self._relu), *self._dims]
-        with torch.no_grad():
-            out = self._scripted(tensors, hyper, ints).tolist()
+        with torch.no_grad(), torch.jit.optimized_execution(False):  # the profiling executor's first two
+            # calls cost ~0.2 s (profiling, then optimising a graph that has nothing to fuse): not per call
+            out = self._scripted(tensors, hyper, ints)
         losses = [v for v in out if not math.isnan(v)]
         self.n_steps_ += len(losses)
         self.n_skipped_ += len(out) - len(losses)
@@ -181,14 +182,16 @@ class ManualStepLearner(OnlineLearner):
         torch.sum(g_pre, 0, out=gb1)
         torch.mv(a.t(), g_logit, out=gw2)
         torch.sum(g_logit, 0, keepdim=True, out=gb2)
-        # NaN or inf in a gradient entry (finite float64 gradients cannot overflow a sum), or running
-        # statistics beyond float32 (inf): the step is skipped and nothing is written
-        check = self._grad64.sum() if bn is None else self._grad64.sum() + bn[1].sum()
+        # NaN or inf in a gradient entry, a gradient beyond float32 (inf once cast for Adam: NaN weights,
+        # issue 15), or running statistics beyond float32 (inf): the step is skipped and nothing is written.
+        # The float32 entries summed in float64 cannot overflow, so the sum is finite exactly when they are.
+        grad = self._grad.copy_(self._grad64)  # (P,) float32
+        check = grad.sum(dtype=torch.float64) if bn is None else grad.sum(dtype=torch.float64) + bn[1].sum()
         if not math.isfinite(float(check)):
             return self._skip(None)
         if bn is not None:
             self._bn_commit(bn[1])
-        self.opt.step(self._grad.copy_(self._grad64))
+        self.opt.step(grad)
         if bn is not None and self._follow and bn[2] is not None:
             self._follow_stats(bn[1], *bn[2])
         self.n_steps_ += 1

@@ -11,10 +11,13 @@ learner's numpy generator, in the order the Python loop makes them.
 
 Torch stays the training engine: this is torch's own interpreter running torch operations.
 
->>> import torch
->>> w = torch.zeros(2 + 1 + 1 + 1)  # w1 (1, 1), b1 (1,), w2 (1,), b2 (1,): hidden 1, one feature... padded
->>> callable(compiled())
-True
+>>> import numpy as np
+>>> from models.learner import LearnerConfig
+>>> from models.manual_step import ManualStepLearner
+>>> learner = ManualStepLearner(LearnerConfig(), seed=0)   # uses train_steps for its mini-batches
+>>> _ = learner.learn_many(np.array([[80.0], [95.0], [85.0], [99.0]]), np.array([0.0, 1.0, 0.0, 1.0]))
+>>> learner.n_steps_, learner._scripted is not None
+(16, True)
 """
 
 from __future__ import annotations
@@ -25,22 +28,24 @@ from typing import List, Tuple
 
 import torch
 
-__all__ = ["compiled", "train_steps", "STEP_SHAPE"]
-
-STEP_SHAPE = ("h", "d")  # the flat weight vector holds w1 (h, d), b1 (h,), w2 (h,), b2 (1,) in this order
+__all__ = ["compiled", "train_steps"]
 
 _COMPILED = None
 
 
 def compiled():
-    """`train_steps` compiled by TorchScript (once per process; ~0.1-0.3 s), or None when it cannot be."""
+    """`train_steps` compiled by TorchScript (once per process, ~40 ms), or None when it cannot be (no
+    source files to compile from, a torch without TorchScript): the learner then steps in Python."""
     global _COMPILED
     if _COMPILED is None:
         with warnings.catch_warnings():  # torch.jit.script is deprecated in favour of torch.compile, which
             # would import and run a compiler stack (seconds) for a few dozen tiny ops
             warnings.simplefilter("ignore")
-            _COMPILED = torch.jit.script(train_steps)
-    return _COMPILED
+            try:
+                _COMPILED = torch.jit.script(train_steps)
+            except Exception:  # noqa: BLE001 (any failure to compile: the Python step does the same)
+                _COMPILED = False
+    return _COMPILED or None
 
 
 def _bn_train(x: torch.Tensor, run32: torch.Tensor, started: bool, hyper: List[float]
@@ -67,8 +72,8 @@ def _bn_train(x: torch.Tensor, run32: torch.Tensor, started: bool, hyper: List[f
     return x_hat, new, run_mean, inv_run
 
 
-def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]) -> torch.Tensor:
-    """Run one optimiser step per row of the batches; (S,) float64 losses, NaN where a step was skipped.
+def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]) -> List[float]:
+    """Run one optimiser step per row of the batches; the S losses, NaN where a step was skipped.
 
     Parameters
     ----------
@@ -88,7 +93,7 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
     lr, b1, b2, adam_eps = hyper[0], hyper[1], hyper[2], hyper[3]
     t, has_bn, follow, relu, h, d = ints[0], ints[1] != 0, ints[2] != 0, ints[3] != 0, ints[4], ints[5]
     n_steps = zb.shape[0]
-    losses = torch.full([n_steps], math.nan, dtype=torch.float64)
+    losses: List[float] = []  # (a float64 tensor would take them through float32: torch.tensor(float))
     grad64 = torch.empty(flat.shape[0], dtype=torch.float64)  # (P,) float64 gradient, rewritten at each step
     w64 = torch.empty(flat.shape[0], dtype=torch.float64)  # (P,) float64 copy of the weights, per step
     hd = h * d
@@ -98,7 +103,7 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
     started = has_bn and int(tracked.item()) > 0
     for s in range(n_steps):
         z, y = zb[s], yb[s]  # (m, d), (m,)
-        new, mean0, inv0 = run, run[0], run[0]
+        new, mean0, inv0 = run, run, run  # (set by the layer when there is one)
         was_started = started
         if has_bn:
             z, new, mean0, inv0 = _bn_train(z, run, started, hyper)
@@ -108,6 +113,7 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
         logit = torch.addmv(b2v, a, w2)  # (m,)
         loss = torch.binary_cross_entropy_with_logits(logit, y, None, None, 1).item()  # mean over the batch
         if not math.isfinite(loss):
+            losses.append(math.nan)
             continue
         g_logit = logit.sigmoid_().sub_(y).mul_(1.0 / y.shape[0])  # (m,)
         g_pre = torch.outer(g_logit, w2)  # (m, h)
@@ -119,14 +125,15 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
         torch.sum(g_pre, [0], out=gb1)
         torch.mv(a.t(), g_logit, out=gw2)
         torch.sum(g_logit, [0], keepdim=True, out=gb2)
-        check = grad64.sum() + new.sum() if has_bn else grad64.sum()
+        grad = grad64.float()  # (P,) what Adam takes; finite only if float32 holds every entry
+        check = grad.sum(dtype=torch.float64) + new.sum() if has_bn else grad.sum(dtype=torch.float64)
         if not math.isfinite(check.item()):
+            losses.append(math.nan)
             continue
         if has_bn:
             run.copy_(new)
             tracked.add_(1)
             started = True
-        grad = grad64.float()  # (P,)
         t += 1
         exp_avg.lerp_(grad, 1 - b1)
         exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
@@ -138,5 +145,5 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
             ratio = new64[1].add_(hyper[4]).sqrt_().mul_(inv0)  # (d,)
             fb1.add_(torch.mv(fw1.double(), shift))
             fw1.mul_(ratio)
-        losses[s] = loss
+        losses.append(loss)
     return losses

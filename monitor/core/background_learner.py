@@ -124,7 +124,7 @@ class BackgroundLearner:
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
         self._snaps: list[FrozenScorer] = [learner.frozen()]
         self._jobs: deque = deque()
-        self._scored = None  # inline: (x, p, snapshot) of the last readings scored
+        self._scored = None  # (x, p, snapshot) of the last readings scored
         self._losses: list[float] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -184,8 +184,7 @@ class BackgroundLearner:
         with self._cond:
             snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
         p = snap.predict_proba_many(x)
-        if self._thread is None:  # inline: the learner may take these scores (see learn_many)
-            self._scored = (x, p.copy(), snap)
+        self._scored = (x, p.copy(), snap)  # the learner may take these scores (see learn_many)
         return p
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
@@ -198,10 +197,12 @@ class BackgroundLearner:
             self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
             losses, self._losses = self._losses, []
             return losses
+        last, self._scored = self._scored, None
+        scores = last[1:] if last is not None and _same_rows(last[0], x) else None  # (p, snapshot) or None
         with self._cond:
             if self._error is not None:
                 raise self._error
-            self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64)))
+            self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64), scores))
             self.n_seen_ += len(x)
             losses, self._losses = self._losses, []
             self._cond.notify_all()
@@ -232,8 +233,11 @@ class BackgroundLearner:
                     self._cond.wait()
                 if not self._jobs:
                     return
-                x, y = self._jobs.popleft()
+                x, y, scores = self._jobs.popleft()
             try:
+                if scores is not None:  # scored by the learner's current model: not scored again (a live
+                    # line's worker otherwise runs the network once more per reading)
+                    self.learner.remember_scores(x, y, *scores)
                 self._learn(x, y)
             except BaseException as e:  # handed to the scoring thread, which raises it
                 with self._cond:
