@@ -1,8 +1,9 @@
 """Can training keep up with a live feed? The warm-up's step costs replayed against arrival times.
 
-Learns the first N readings of the benchmark's stream (``benchmarks/replay.py``'s synthetic
-heart-rate series, seed 0) with the monitor's learner, timing each piece of training (CPU of this
-thread), then replays those costs against lines arriving at ``--rate`` per second: a training thread
+Learns the first N readings of the benchmark's stream (the lines ``benchmarks/replay.py``'s live stage
+sends: its 5M-reading synthetic series, seed 0, two decimals) with the monitor's learner (a
+mini-batch's steps in one TorchScript call, `models.scripted_steps`; ``--compare`` also times the
+Python step loop), timing each piece of training (CPU of this thread), then replays those costs against lines arriving at ``--rate`` per second: a training thread
 with ``share`` of a core works through the mini-batches in order, and reading i is scored (taking
 ``--per-line`` ms) once every step whose model scores it under the lag schedule
 (`monitor.core.background_learner.Lag`, with its training clock ``--steps``) has finished. Prints, per
@@ -41,7 +42,8 @@ def step_costs(n: int, seed: int = 0, *, scripted: bool = True) -> np.ndarray:
     from streams.synthetic import SyntheticHeartRate
 
     torch.set_num_threads(1)
-    x = np.round(SyntheticHeartRate(n=n, seed=seed).values(), 2).reshape(-1, 1)
+    hr = SyntheticHeartRate(n=5_000_000, seed=seed).values()[:n]  # replay.py's file (its series depends on n)
+    x = np.array([float(f"{v:.2f}") for v in hr]).reshape(-1, 1)  # the lines its live stage sends, as parsed
     y = label(x, np.full(n, np.nan), threshold=DEFAULT_THRESHOLD)
     ln = ManualStepLearner(LearnerConfig(), seed=seed)
     if not scripted:

@@ -271,7 +271,8 @@ class BackgroundLearner:
         step before it is done, if later) and takes ``lag.step`` readings per optimiser step. The
         model scores from the clock's reading on (plus ``lag.least``), and never before
         ``e + lag(e)``. With ``lag.step`` 1 at 1,000 lines/s one reading of clock is 1 ms: a warm-up's
-        16 steps per mini-batch push the start back by 16 readings, where training needs about 8 ms, so
+        16 steps per mini-batch push the start back by 16 readings, where training needs 2-4 ms (one
+        TorchScript call, `models.scripted_steps`; ~8 ms as Python steps), so
         a live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
         falls back to the readings and ``lag(e)`` alone decides. Readings only, never the time: the
         same input gives the same scores whatever the timing. The default ``step`` is 0 (no clock):
