@@ -44,6 +44,7 @@ from models.learner import FrozenScorer, OnlineLearner
 __all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
 STEP_READINGS = 0.0  # readings charged per optimiser step by default: none (see Lag.step and docs/performance.md)
+GATHER = 4  # the worker learns once a quarter of the lag has queued (see BackgroundLearner._gather)
 DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
 
 
@@ -128,6 +129,8 @@ class BackgroundLearner:
         self._losses: list[float] = []
         self._error: BaseException | None = None
         self._closed = False
+        self._queued = 0  # readings in _jobs
+        self._urgent = False  # the scoring thread waits for the worker: learn what is queued now
         self._cond = threading.Condition()
         self._thread = None
         if threaded:
@@ -143,7 +146,7 @@ class BackgroundLearner:
         """Wait until the worker has learned from the first `upto` readings (or failed)."""
         with self._cond:
             while self._done < upto and self._error is None:
-                self._cond.wait()
+                self._wait_for_worker()
             if self._error is not None:
                 raise self._error
 
@@ -152,9 +155,23 @@ class BackgroundLearner:
         all readings before i learned, or the next step (not published yet) starts after i."""
         with self._cond:
             while self._done < i and self._next_start() <= i and self._error is None:
-                self._cond.wait()
+                self._wait_for_worker()
             if self._error is not None:
                 raise self._error
+
+    def _wait_for_worker(self) -> None:
+        """Wait (holding the lock) for the worker, telling it not to gather more readings first."""
+        self._urgent = True
+        self._cond.notify_all()
+        self._cond.wait()
+        self._urgent = False
+
+    def _gather(self) -> int:
+        """Readings the worker waits for before it learns (call holding the lock): a quarter of the
+        current lag, so that a step's model is still ready ``lag`` readings after its last reading,
+        and a live line costs the worker one call per few readings, not one per line, once the lag
+        has grown (1 while it is under 8 readings: the first ~500 readings)."""
+        return max(1, self.lag(self.n_seen_) // GATHER)
 
     def _next_start(self) -> int:
         """The earliest reading a step not published yet can score from (call holding the lock)."""
@@ -204,8 +221,10 @@ class BackgroundLearner:
                 raise self._error
             self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64), scores))
             self.n_seen_ += len(x)
+            self._queued += len(x)
             losses, self._losses = self._losses, []
-            self._cond.notify_all()
+            if self._queued >= self._gather():
+                self._cond.notify_all()
         return losses
 
     def drain(self) -> list[float]:
@@ -228,12 +247,14 @@ class BackgroundLearner:
     # -- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            with self._cond:
-                while not self._jobs and not self._closed:
+            with self._cond:  # learn once enough readings are queued, the scorer waits, or at the end
+                while not self._jobs or not (self._closed or self._urgent or self._queued >= self._gather()):
+                    if self._closed and not self._jobs:
+                        return
                     self._cond.wait()
-                if not self._jobs:
-                    return
-                x, y, scores = self._jobs.popleft()
+                x, y, scores = _joined(self._jobs)
+                self._jobs.clear()
+                self._queued = 0
             try:
                 if scores is not None:  # scored by the learner's current model: not scored again (a live
                     # line's worker otherwise runs the network once more per reading)
@@ -308,6 +329,19 @@ class BackgroundLearner:
         self._from = [int(v) for v in state["starts"]]
         self._snaps = [_snap_from(m) for m in state["models"]]
         self._clock = float(state.get("clock", self.learner.n_seen_))  # (absent before the training clock)
+
+
+def _joined(jobs) -> tuple:
+    """The queued jobs as one: readings (n, d), labels (n,), and their scores if one snapshot gave them all."""
+    if len(jobs) == 1:
+        return jobs[0]
+    x = np.concatenate([j[0] for j in jobs])
+    y = np.concatenate([j[1] for j in jobs])
+    snaps = {id(j[2][1]) if j[2] is not None else None for j in jobs}
+    scores = None
+    if None not in snaps and len(snaps) == 1:
+        scores = (np.concatenate([j[2][0] for j in jobs]), jobs[0][2][1])
+    return x, y, scores
 
 
 def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
