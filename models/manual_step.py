@@ -117,9 +117,15 @@ class ManualStepLearner(OnlineLearner):
         c = self.config
         k = min(self._n_replay, c.batch_size)
         fresh = not c.normalise or (self._centre is not None and self._stats_at == getattr(self.normaliser, "n_seen_", 0))
-        if (not self.manual_ or self._scripted is None or until > n_steps or n_steps < 1 or len(new_y) + k < 2
+        if len(self._margin_y) and self.n_seen_ > self.warm_end_:  # as _training_batch: the readings
+            # nearest the boundary follow the new ones (the same for all the mini-batch's steps)
+            fixed_x, fixed_y = np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
+        else:
+            fixed_x, fixed_y = new_x, new_y
+        if (not self.manual_ or self._scripted is None or until > n_steps or n_steps < 1 or len(fixed_y) + k < 2
                 or not fresh):
             return super()._train(new_x, new_y, n_steps, until)
+        new_x, new_y = fixed_x, fixed_y
         n, m = self._n_replay, len(new_y)
         if k == 0:
             draws = np.empty((n_steps, 0), dtype=np.int64)

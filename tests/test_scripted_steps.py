@@ -39,6 +39,7 @@ def _learn(config: LearnerConfig, x: np.ndarray, y: np.ndarray, *, scripted: boo
             "m": opt.exp_avg_.clone(), "v": opt.exp_avg_sq_.clone(), "adam_t": opt.n_steps_,
             "buffers": [b.clone() for b in learner.net.buffers()],
             "counts": (learner.n_steps_, learner.n_skipped_, learner.n_drifts_, learner.n_seen_),
+            "margin": (learner._margin_x.copy(), learner._margin_y.copy()),
             "rng": learner.rng.bit_generator.state["state"]}
 
 
@@ -50,6 +51,15 @@ def _assert_same(a: dict, b: dict) -> None:
     for key in ("flat", "m", "v"):
         assert torch.equal(a[key], b[key]), key
     assert all(torch.equal(p, q) for p, q in zip(a["buffers"], b["buffers"]))
+    assert all(np.array_equal(p, q) for p, q in zip(a["margin"], b["margin"]))
+
+
+def test_after_the_warm_up_the_margin_readings_are_trained_on():
+    config = LearnerConfig(warm_until=300)
+    x, y = _stream(1500, 1, seed=1)
+    scripted = _learn(config, x, y, scripted=True)
+    assert config.margin and len(scripted["margin"][1]) > 0  # the scripted batches held them
+    _assert_same(scripted, _learn(config, x, y, scripted=False))
 
 
 def test_the_default_learner_compiles_its_loop():
@@ -66,6 +76,7 @@ def test_the_default_learner_compiles_its_loop():
     {"n_features": 3, "hidden": 5},
     {"replay": 0},
     {"preserve": False},
+    {"warm_until": 300},  # most of the stream after the warm-up: the margin readings join each batch
 ])
 def test_same_bits_as_the_python_step(changes):
     config = LearnerConfig().with_(**changes)
