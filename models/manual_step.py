@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from models.learner import LearnerConfig, OnlineLearner
-from models import scripted_steps
+from models.scripted_steps import compiled as compiled_steps
 from models.network import BatchRenorm1d
 
 __all__ = ["ManualStepLearner", "manual_step_supported"]
@@ -102,7 +102,7 @@ class ManualStepLearner(OnlineLearner):
         # a mini-batch's steps in one TorchScript call (models.scripted_steps) when the flat vector holds
         # w1, b1, w2, b2 in that order, as FlatAdam lays out the network's parameters
         order = [spans[id(p)] for p in (lin1.weight, lin1.bias, lin2.weight, lin2.bias)]
-        self._scripted = scripted_steps.compiled() if order == sorted(order) and order[0][0] == 0 else None
+        self._scripted = compiled_steps() if order == sorted(order) and order[0][0] == 0 else None
         self._dims = (h, d)
 
     def _step(self) -> list[float]:
