@@ -14,7 +14,7 @@ import numpy as np
 
 from models.manual_step import ManualStepLearner
 from models.learner import LearnerConfig
-from monitor.core.background_learner import GATHER, BackgroundLearner, Lag
+from monitor.core.background_learner import GATHER, GATHER_FROM, BackgroundLearner, Lag
 
 
 def _feed(bg: BackgroundLearner, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -72,7 +72,12 @@ def test_the_worker_waits_for_a_quarter_lag_unless_the_scorer_needs_it():
 
 
 def test_a_short_lag_is_learned_line_by_line():
-    """Lag 1 (a live feed's first readings): nothing to gather, each line is learned at once."""
-    bg = BackgroundLearner(ManualStepLearner(LearnerConfig(), seed=0), lag=1)
-    assert bg._gather() == 1
+    """A lag under GATHER_FROM (a live feed's first ~2,000 readings, the warm-up): each line is learned
+    at once, the short lag is left to the warm-up's steps."""
+    for lag in (1, GATHER_FROM - 1):
+        bg = BackgroundLearner(ManualStepLearner(LearnerConfig(), seed=0), lag=lag)
+        assert bg._gather() == 1
+        bg.close()
+    bg = BackgroundLearner(ManualStepLearner(LearnerConfig(), seed=0))  # the default schedule
+    assert bg._gather() == 1 and bg.lag(2048) == GATHER_FROM
     bg.close()

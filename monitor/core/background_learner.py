@@ -44,7 +44,8 @@ from models.learner import FrozenScorer, OnlineLearner
 __all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
 STEP_READINGS = 0.0  # readings charged per optimiser step by default: none (see Lag.step and docs/performance.md)
-GATHER = 4  # the worker learns once a quarter of the lag has queued (see BackgroundLearner._gather)
+GATHER = 4  # the worker learns once a quarter of the lag has queued (see BackgroundLearner._gather) ...
+GATHER_FROM = 32  # ... once the lag is at least this many readings
 DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
 
 
@@ -168,10 +169,12 @@ class BackgroundLearner:
 
     def _gather(self) -> int:
         """Readings the worker waits for before it learns (call holding the lock): a quarter of the
-        current lag, so that a step's model is still ready ``lag`` readings after its last reading,
-        and a live line costs the worker one call per few readings, not one per line, once the lag
-        has grown (1 while it is under 8 readings: the first ~500 readings)."""
-        return max(1, self.lag(self.n_seen_) // GATHER)
+        current lag once it is at least GATHER_FROM readings, so a live line costs the worker one
+        call per few readings, not one per line, and a step's model still has three quarters of the
+        lag (24 readings or more) to be trained in; 1 before (the first ~2,000 readings with the
+        default schedule: the warm-up's 16 steps per mini-batch need all of a short lag)."""
+        lag = self.lag(self.n_seen_)
+        return lag // GATHER if lag >= GATHER_FROM else 1
 
     def _next_start(self) -> int:
         """The earliest reading a step not published yet can score from (call holding the lock)."""
