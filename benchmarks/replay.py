@@ -5,6 +5,7 @@ Run from the project root::
     python benchmarks/replay.py                              # 5M readings, 10M memory check, live
     python benchmarks/replay.py --n 1000000 --no-10m         # quicker
     python benchmarks/replay.py --baseline ../base-main      # also an older tree, same run (before/after)
+    python benchmarks/replay.py --live-only --baseline ../base-main --repeat 3   # stage 5 alone, A/B rounds
 
 Everything is measured on the same seeded synthetic heart-rate stream (streams.SyntheticHeartRate)
 written to a CSV "t,hr" of N readings. Rows (wall-clock rate, rate per CPU second, peak RSS):
@@ -282,7 +283,7 @@ def _row(name: str, r: dict, extra: str = "") -> str:
     return f"{name:46} {r['rate']:>12,.0f} {r['cpu_rate']:>12,.0f} {rss}   {extra}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5_000_000, help="readings in the generated file")
     ap.add_argument("--seed", type=int, default=0)
@@ -295,7 +296,11 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", help="another source tree of the monitor, run in the same benchmark")
     ap.add_argument("--dir", help="where to write the files (default: a temporary directory)")
     ap.add_argument("--river-child", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     if args.river_child:
         river_child(*args.river_child)
         return 0
