@@ -6,7 +6,7 @@ torch's dispatch from Python cost far more than the arithmetic (~0.5 ms a step, 
 training than arrives at 1,000 lines/s). `train_steps` runs all the steps of one mini-batch inside
 the TorchScript interpreter: the same operations, in the same order, on the same float64 and float32
 tensors, so the weights, the running statistics and the losses are the same bits as the Python
-step's (checked in ``tests/test_scripted_steps.py``). The replay draws are made beforehand with the
+step's (checked in ``tests/models/test_scripted_steps.py``). The replay draws are made beforehand with the
 learner's numpy generator, in the order the Python loop makes them.
 
 Torch stays the training engine: this is torch's own interpreter running torch operations.
@@ -113,7 +113,8 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
         a = pre.clamp_min(0.0) if relu else pre.tanh()  # (m, h)
         logit = torch.addmv(b2v, a, w2)  # (m,)
         # BCEWithLogitsLoss (mean), as ATen computes it: (1 - y) * logit - log_sigmoid(logit), the same
-        # bits as torch.binary_cross_entropy_with_logits (tests/test_scripted_steps.py) at a third of its cost
+        # bits as torch.binary_cross_entropy_with_logits (tests/models/test_scripted_steps.py) at a third
+        # of its cost
         loss = omy_b[s].mul(logit).sub_(torch.nn.functional.logsigmoid(logit)).mean().item()
         if not math.isfinite(loss):
             losses.append(math.nan)
