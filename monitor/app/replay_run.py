@@ -161,6 +161,7 @@ class _Replay:
         """Records, rejects and alerts files (cut back to a checkpoint's sizes when resuming), the sink."""
         from monitor.keyed.alerts import AlertSink
         from monitor.app.replay_loop import RejectReport
+        from monitor.output.sink_process import SinkProcess, wanted
         from monitor.output.sinks import make_sink
 
         out, kept = self.run.output, (self.resume["outputs"] if self.resume else {})
@@ -169,6 +170,9 @@ class _Replay:
         alerts = _open_output(out.alerts, kept.get("alerts"), stack) if out.alerts else None
         colour = self.fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
         sink = make_sink(self.fmt, dest, colour=colour)
+        if out.out and not (self.run.state or self.run.speed or self.dashboard) and wanted(dest, live=self.choice.live):
+            sink = SinkProcess(self.fmt, dest)  # records formatted and written on the other core (issue 15)
+            stack.callback(sink.close)  # (before dest closes: the writing is waited for, a failure raised)
         if self.resume and out.out and kept.get("out") and hasattr(sink, "header_written"):
             sink.header_written = True  # the header is in the part of the file kept
         only = out.alerts_only and not out.out  # --alerts-only: stdout gets alert records, not readings
