@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from monitor.config import ReplayConfig, checkpoint_options, model_keys
@@ -66,21 +66,25 @@ class _Replay:
         quiet = run.output.quiet
         self.note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
         self.ck = self.saved = self.resume = self.position = None
+        self.reader = None  # a SourceProcess: the file parsed by a child process
 
     def execute(self) -> int:
         run = self.run
         self._check()
         from monitor.app.interrupts import held_until_done
-        with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
-            configure_torch()
-            self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
-            self._load_checkpoint()
-            self._open_source()
-            self._build_monitor()
         try:
+            with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
+                self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
+                self._load_checkpoint()
+                self._open_source()  # (a file's reader process parses while torch is imported)
+                configure_torch()
+                self._build_monitor()
             summary = self._run_loop()
         except OSError as e:  # no space left (ENOSPC), an I/O error: the outputs or the checkpoint cannot be written
             raise _write_failed(e)
+        finally:
+            if self.reader is not None:
+                self.reader.close()
         if summary is None:  # standard output closed by its reader (`| head`)
             return 0
         return self._finish(summary)
@@ -119,18 +123,27 @@ class _Replay:
         self.position = self.resume["position"] if self.resume else None
 
     def _open_source(self) -> None:
+        from monitor.app.source_process import NoteRelay, SourceProcess
         from monitor.app.sources import open_source
         from streams import SourceError
 
         run = self.run
+        notes = NoteRelay(self.note)
         try:
-            self.choice = open_source(run.source, seed=run.monitor.seed, on_note=self.note,
+            self.choice = open_source(run.source, seed=run.monitor.seed, on_note=notes,
                                       max_lines=run.checkpoint_every if run.state else None,
                                       resume=self.position if run.source.file != "-" else None)
             if self.resume and hasattr(self.choice.source, "check_resume"):
                 self.choice.source.check_resume()  # a file replaced since the checkpoint: refused before any output
         except SourceError as e:
             raise MonitorError(str(e))
+        src = run.source
+        self.progress = src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live,
+                                                                                 run.output.quiet)
+        if (src.stream is None and src.file and not self.choice.live and not run.state and not self.progress
+                and hasattr(os, "fork") and os.path.isfile(src.file)):  # a file replayed from its start, no bar
+            self.reader = SourceProcess(self.choice.source, notes=notes)
+            self.choice = replace(self.choice, source=self.reader)
 
     def _build_monitor(self) -> None:
         from monitor.keyed.keyed_monitor import KeyedMonitor
@@ -143,7 +156,7 @@ class _Replay:
             if self.choice.live:  # a line arriving while the training thread runs Python waits for the GIL
                 sys.setswitchinterval(LIVE_SWITCH)  # at most this long (the default is 5 ms)
         self.source = self.choice.source
-        if src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live, run.output.quiet):
+        if self.progress:
             # (not with --state: the bar feeds a batch in pieces, and a checkpoint needs whole batches)
             self.source = _with_progress(src.file, src.format_in, self.source, self.mon.inner)
         if self.saved is not None:
