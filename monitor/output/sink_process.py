@@ -30,7 +30,6 @@ time,value,label,p_abnormal,flag
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import pickle
 import signal
@@ -76,6 +75,7 @@ class SinkProcess:
         data_r, data_w = os.pipe()
         ack_r, ack_w = os.pipe()
         try:
+            import fcntl
             fcntl.fcntl(data_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
         except OSError:  # (a smaller cap: the default size works, with more switches)
             pass
