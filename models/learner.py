@@ -42,6 +42,15 @@ accuracy, before -> after):
   many optimiser steps) until the mini-batch is scored right; 8 takes the patients stream's third
   change from 117 to 0 readings to recover, but with re-centring it raised the raw-input
   BatchRenorm1d's final ablation loss to 0.10 on seed 0 (docs/learning.md).
+- ``margin`` (issue 13, session 4): once warmed up, every step's batch also holds, per class, the 4
+  readings the model scores nearest 0.5 (chosen again after each step among them and the new
+  readings; emptied when the drift test fires). After the warm-up a step draws 256 of the 1,024
+  most recent readings, so when one class is absent for a long time (a patient at 80 bpm for half an
+  hour) nothing holds the boundary where the labels put it: on the patients stream it wandered by
+  0.1 bpm and the next patient's readings near 91 were wrong (117 readings to recover on seed 2's
+  third change; 0 with the memory). Not used while warming up (the regime stream's first change went
+  from 237 to 264-385 readings to recover with it), and 4, not 8 or more: 8 took the threshold stream
+  to 0.9890 and the raw-input ablation's final loss above 0.05 on seeds 0 and 4.
 - tried and dropped: one replay ring per class (no measurable change: drift 0.9710 -> 0.9709,
   sample 0.9967 -> 0.9961); ``steps=2`` after the warm-up (drift 0.987, twice the steady cost).
 
@@ -100,6 +109,7 @@ class OnlineLearner:
         self._replay_x = np.empty((c.replay, d))  # ring of recent raw readings, (R, d)
         self._replay_y = np.empty(c.replay)
         self._n_replay = 0  # filled slots
+        self._margin_x, self._margin_y = np.empty((0, d)), np.empty(0)  # per class, the readings nearest the boundary
         self._replay_at = 0  # next slot to write
         self.n_seen_ = 0  # readings handed to learn_many
         self.warm_end_ = c.warm_until  # warm steps until this many readings; a new class pushes it on
@@ -367,12 +377,26 @@ class OnlineLearner:
                 self.net.eval()
         self._remember(new_x, new_y)
         self._scorer = NumpyScorer(self.net)
+        if c.margin:
+            self._keep_margin(new_x, new_y)
         self._n_pend = 0
         self._pend_wrong = False
         self._target = self._next_target()
         if losses:
             self.last_loss_ = losses[-1]
         return losses
+
+    def _keep_margin(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep, per class, the `margin` readings the model now scores nearest 0.5, among those kept
+        and the (m, d) labelled readings x just learned (ties: the older first)."""
+        cx, cy = np.concatenate([self._margin_x, x]), np.concatenate([self._margin_y, y])  # (k + m, d), (k + m,)
+        if len(cy) == 0:
+            return
+        gap = np.abs(self._scorer.predict_proba(self._normalised(cx)) - 0.5)  # (k + m,)
+        keep = [idx[np.argsort(gap[idx], kind="stable")[:self.config.margin]]
+                for idx in (np.flatnonzero(cy <= 0.5), np.flatnonzero(cy > 0.5))]
+        keep = np.sort(np.concatenate(keep))
+        self._margin_x, self._margin_y = cx[keep], cy[keep]
 
     def _any_wrong(self, x: np.ndarray, y: np.ndarray) -> bool:
         """Whether the network as it is now gets any of the (m, d) readings x wrong."""
@@ -408,6 +432,7 @@ class OnlineLearner:
             self._replay_x[:keep], self._replay_y[:keep] = self._replay_x[idx], self._replay_y[idx]
             self._n_replay, self._replay_at = keep, keep % c.replay
         self.warm_end_ = max(self.warm_end_, self.n_seen_ + c.drift_warm)
+        self._margin_x, self._margin_y = self._margin_x[:0], self._margin_y[:0]  # the old regime's boundary
 
     def _recentre(self, px: np.ndarray, py: np.ndarray, *, balanced: bool) -> None:
         """Set BatchRenorm1d's running statistics to those of the replay ring and the pending (m, d)
@@ -478,7 +503,10 @@ class OnlineLearner:
                         torch.from_numpy(shift.astype(np.float32)))
 
     def _training_batch(self, new_x: np.ndarray, new_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The new readings plus a draw of up to batch_size recent ones from the replay ring."""
+        """The new readings, the readings nearest the boundary once warmed up (``margin``), and a draw
+        of up to batch_size recent ones from the replay ring."""
+        if len(self._margin_y) and self.n_seen_ > self.warm_end_:
+            new_x, new_y = np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
         if self._n_replay == 0:
             return new_x, new_y
         k = min(self._n_replay, self.config.batch_size)
@@ -574,7 +602,7 @@ class OnlineLearner:
             "last_loss": self.last_loss_, "warm_end": self.warm_end_, "classes_seen": list(self.classes_seen_),
             "pend_wrong": self._pend_wrong, "err_at": torch.from_numpy(self._err_at.copy()),
             "drift_at": self.drift_at_, "n_drifts": self.n_drifts_, "n_judged": self._n_judged,
-            "n_wrong": self._n_wrong,
+            "n_wrong": self._n_wrong, "margin_x": t(self._margin_x), "margin_y": t(self._margin_y),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -602,6 +630,9 @@ class OnlineLearner:
         self._err_at = np.asarray(state["err_at"].numpy() if "err_at" in state else [], dtype=np.int64)
         self.drift_at_, self.n_drifts_ = int(state.get("drift_at", 0)), int(state.get("n_drifts", 0))
         self._n_judged, self._n_wrong = int(state.get("n_judged", 0)), int(state.get("n_wrong", 0))
+        d = self.config.n_features  # the readings nearest the boundary: absent before they were kept
+        self._margin_x = state["margin_x"].numpy().reshape(-1, d).copy() if "margin_x" in state else np.empty((0, d))
+        self._margin_y = state["margin_y"].numpy().copy() if "margin_y" in state else np.empty(0)
         self._refresh_stats()
         self.net.eval()
         self._scorer = NumpyScorer(self.net)

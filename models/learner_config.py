@@ -88,6 +88,9 @@ class LearnerConfig:
     drift_warm: int = 500  # ... and the learner warms up again (warm_steps per mini-batch) for this many readings
     early_until: int = 0  # an early step after the warm-up repeats, up to this many optimiser steps, until the
     # mini-batch's readings are all scored right: 0 = off (8 fixed the patients stream, see docs/learning.md)
+    margin: int = 4  # once warmed up, every step's batch also holds, per class, this many readings the model puts
+    # nearest its boundary (chosen again after each step among them and the new readings; emptied at a change of
+    # regime): a boundary pinned by both classes does not wander while one class is absent for a long time. 0 = off
     recentre: bool = True  # on a change of regime or a class seen for the first time, BatchRenorm1d's running
     # statistics are set to those of the readings trained on from then (each class weighing half at a new class),
     # the next Linear layer rescaled so the function is kept: learning restarts on inputs near 0 (needs preserve)
@@ -103,7 +106,7 @@ class LearnerConfig:
         if not 0 < self.prior < 1:
             raise ValueError(f"prior must be strictly between 0 and 1, got {self.prior}")
         for name in ("replay", "steps", "warm_steps", "warm_until", "growth", "early_gap", "early_errors",
-                     "drift_errors", "drift_window", "drift_warm"):
+                     "drift_errors", "drift_window", "drift_warm", "margin"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         self.network  # validates the network fields

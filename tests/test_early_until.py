@@ -10,8 +10,12 @@ from models.manual_step import ManualStepLearner
 
 
 def trained(cls, early_until):
-    """A learner past its warm-up (3,000 readings around 92 bpm, labelled above 91), and its boundary."""
-    learner = cls(LearnerConfig(early_until=early_until), seed=0)
+    """A learner past its warm-up (3,000 readings around 92 bpm, labelled above 91), and its boundary.
+
+    The boundary memory (``margin``) is off: it holds the boundary where its readings put it, which
+    is what it is for, and would make this a test of both.
+    """
+    learner = cls(LearnerConfig(early_until=early_until, margin=0), seed=0)  # early_until alone: no boundary memory
     rng = np.random.default_rng(1)
     x = rng.normal(92, 5, (3000, 1))
     y = (x[:, 0] > 91).astype(float)
