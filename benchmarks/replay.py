@@ -11,7 +11,8 @@ written to a CSV "t,hr" of N readings. Rows (wall-clock rate, rate per CPU secon
 
 1. whole process, monitor: ``monitor replay FILE --format csv --out OUT`` (and ``--format jsonl``),
    start-up, parsing, scoring, training, metrics and writing every record included; accuracy from
-   its ``--summary-json``; CPU includes the reader and writer processes it forks (waited for);
+   its ``--summary-json``; CPU includes the reader and writer processes it forks (waited for), and
+   "main process" is the CPU of the process itself (with a free core for the others, its wall time);
    "peak RSS" is the main process's VmHWM, "all procs" the largest sum of the proportional set
    sizes (Pss) of it and its children, sampled every 20 ms;
 2. whole process, river: this file run with ``--river-child FILE OUT``: pandas reads the same CSV,
@@ -66,10 +67,11 @@ def write_csv(path: str, n: int, seed: int = 0) -> None:
 
 # The child reports its own peak RSS (VmHWM) when it exits: os.wait4's ru_maxrss carries the
 # parent's high-water mark into a vforked child at exec, so it cannot be used.
-_PEAK = """import atexit, os, runpy, sys
+_PEAK = """import atexit, os, resource, runpy, sys
 def _peak(path=os.environ["MONITOR_BENCH_PEAK"]):
+    own = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/status") as f, open(path, "w") as out:
-        out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1])
+        out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1] + " " + repr(own.ru_utime + own.ru_stime))
 atexit.register(_peak)
 target = sys.argv[1]
 sys.argv = [target] + sys.argv[2:]
@@ -99,9 +101,9 @@ def run_child(target: str, args: list[str], tree: str = ROOT) -> dict:
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise SystemExit(f"{target} {' '.join(args)} failed ({code}):\n{err}")
-        rss_kb = int(peak.read() or 0)
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024,
-            "tree_mb": tree_peak.peak_kb / 1024}
+        rss_kb, own_cpu = (peak.read().split() + ["0", "0"])[:2]
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": int(rss_kb) / 1024,
+            "tree_mb": tree_peak.peak_kb / 1024, "main_cpu": float(own_cpu)}
 
 
 class _TreePeak:
@@ -340,7 +342,8 @@ def main(argv=None) -> int:
             for fmt in ("csv", "jsonl"):
                 r = whole[label, fmt] = monitor_process(csv, out + "." + fmt, args.n, fmt, tree)
                 print(_row(f"whole process, monitor ({label}), {fmt}", r,
-                           f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, accuracy {r['accuracy']:.5f}"), flush=True)
+                           f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU ({r['main_cpu']:.1f} s main process), "
+                           f"accuracy {r['accuracy']:.5f}"), flush=True)
         riv = river_process(csv, out + ".river.csv", args.n)
         print(_row("whole process, river StandardScaler|LogReg(Adam)", riv,
                    f"{riv['wall']:.1f} s wall, {riv['cpu']:.1f} s CPU, accuracy {riv['accuracy']:.5f}"), flush=True)
