@@ -9,7 +9,7 @@ import pytest
 from models.network import NumpyScorer
 from monitor.core.background_learner import BackgroundLearner, Lag
 from monitor.core.monitor import Monitor
-from streams import Batch
+from test_background_clock import _scores
 
 
 def _values(n: int, seed: int = 0) -> np.ndarray:
@@ -18,14 +18,9 @@ def _values(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _run(values: np.ndarray, sizes, *, threaded: bool, lag=None) -> tuple[np.ndarray, Monitor]:
-    mon = Monitor(seed=0)
-    mon.train_behind(lag, threaded=threaded)
-    p, i = [], 0
-    for k in sizes:
-        p.append(mon.process(Batch.of_values(values[i:i + k])).p)
-        i += k
-    mon.summary()
-    return np.concatenate(p), mon
+    p, mon = _scores(values, sizes, lag=lag, threaded=threaded)
+    mon.summary()  # (waits for the worker)
+    return p, mon
 
 
 def _count(monkeypatch) -> dict:

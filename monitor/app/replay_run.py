@@ -74,10 +74,14 @@ class _Replay:
         from monitor.app.interrupts import held_until_done
         try:
             with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
+                file_first = _plain_file(run)  # a file's reader process parses while torch is imported
+                if not file_first:  # (live input and the rest: torch first, as before issue 15's reader)
+                    configure_torch()
                 self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
                 self._load_checkpoint()
-                self._open_source()  # (a file's reader process parses while torch is imported)
-                configure_torch()
+                self._open_source()
+                if file_first:
+                    configure_torch()
                 self._build_monitor()
             summary = self._run_loop()
         except OSError as e:  # no space left (ENOSPC), an I/O error: the outputs or the checkpoint cannot be written
@@ -140,8 +144,7 @@ class _Replay:
         src = run.source
         self.progress = src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live,
                                                                                  run.output.quiet)
-        if (src.stream is None and src.file and not self.choice.live and not run.state and not self.progress
-                and hasattr(os, "fork") and os.path.isfile(src.file)):  # a file replayed from its start, no bar
+        if _plain_file(run) and not self.choice.live and not self.progress:  # from its start, no bar
             self.reader = SourceProcess(self.choice.source, notes=notes)
             self.choice = replace(self.choice, source=self.reader)
 
@@ -278,6 +281,14 @@ class _Replay:
         if summary["interrupted"]:
             return 128 + summary.get("signal", 2)
         return _circles_check(summary, quiet=out.quiet) if run.source.stream == "circles" else 0
+
+
+def _plain_file(run: ReplayConfig) -> bool:
+    """A regular file replayed without --state, on a system that can fork: its source may be read by
+    a monitor.app.source_process.SourceProcess."""
+    src = run.source
+    return (src.stream is None and bool(src.file) and src.file != "-" and not run.state
+            and hasattr(os, "fork") and os.path.isfile(src.file))
 
 
 def _circles_check(summary: dict, *, quiet: bool) -> int:

@@ -34,6 +34,8 @@ import struct
 import threading
 from typing import Callable, Iterable, Iterator
 
+from monitor.core.pipe_io import parts, read_exactly, write_all
+
 __all__ = ["SourceProcess", "NoteRelay", "AHEAD"]
 
 AHEAD = 8  # batches parsed ahead in the child (~8 MB each for a 4 MB block of a CSV "t,hr")
@@ -118,17 +120,15 @@ def _receive(inp) -> tuple[int, object]:
         if len(head) < _HEAD.size:
             raise EOFError
         kind, size, nbuf = _HEAD.unpack(head)
-        sizes = struct.unpack(f"<{nbuf}Q", _read(inp, 8 * nbuf))
-        raw = _read(inp, size)
-        return kind, pickle.loads(raw, buffers=[_read(inp, n) for n in sizes])
+        sizes = struct.unpack(f"<{nbuf}Q", read_exactly(inp, 8 * nbuf))
+        raw = read_exactly(inp, size)
+        return kind, pickle.loads(raw, buffers=[read_exactly(inp, n) for n in sizes])
     except EOFError:  # the child died without a word (killed)
         return _ERROR, RuntimeError("the process reading the input ended unexpectedly")
 
 
 def _message(kind: int, obj) -> list:
-    buffers: list = []
-    raw = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    views = [b.raw() for b in buffers]
+    raw, views = parts(obj)
     return [_HEAD.pack(kind, len(raw), len(views)), struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views)),
             raw, *views]
 
@@ -154,13 +154,10 @@ def _produce(source, notes, fd: int) -> None:
     def send() -> None:  # writing releases the GIL: the parsing goes on meanwhile
         try:
             while True:
-                parts = ahead.get()
-                if parts is None:
+                message = ahead.get()
+                if message is None:
                     return
-                for part in parts:
-                    view = memoryview(part).cast("B")
-                    while view:
-                        view = view[out.write(view):]
+                write_all(out, message)
         except OSError:  # the replay stopped reading
             stop.set()
             while ahead.get() is not None:  # (let the parser go on to its end, then stop)
@@ -189,14 +186,3 @@ def _portable(e: BaseException) -> BaseException:
         return e
     except Exception:  # noqa: BLE001
         return RuntimeError(f"{type(e).__name__}: {e}")
-
-
-def _read(inp, n: int) -> bytearray:
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = inp.readinto(view[got:])
-        if not k:
-            raise EOFError
-        got += k
-    return buf

@@ -37,6 +37,8 @@ import stat
 import struct
 from typing import TextIO
 
+from monitor.core.pipe_io import parts, read_exactly, write_all
+
 __all__ = ["SinkProcess", "wanted"]
 
 _PIPE_SIZE = 1 << 20  # bytes in the pipe to the child (Linux's default cap for a user); 64 KB otherwise
@@ -102,12 +104,9 @@ class SinkProcess:
             raise OSError(errno.EPIPE, "the records writer process stopped after a failure")
         if not len(s):
             return
-        buffers: list = []
-        head = pickle.dumps((s.time, s.x, s.label, s.p, s.flag, s.line, s.key), protocol=5,
-                            buffer_callback=buffers.append)
-        raws = [b.raw() for b in buffers]
-        parts = [_HEAD.pack(len(head), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)), head]
-        self._send(parts + raws)
+        head, raws = parts((s.time, s.x, s.label, s.p, s.flag, s.line, s.key))
+        self._send([_HEAD.pack(len(head), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
+                    head, *raws])
 
     def flush(self) -> None:
         """Wait until the child has written (and flushed) every record sent so far."""
@@ -130,12 +129,9 @@ class SinkProcess:
             os.waitpid(self.pid, 0)
             self._ack.close()
 
-    def _send(self, parts: list) -> None:
+    def _send(self, chunks: list) -> None:
         try:
-            for part in parts:
-                view = memoryview(part).cast("B")
-                while view:
-                    view = view[self._out.write(view):]
+            write_all(self._out, chunks)
         except BrokenPipeError:  # the child stopped: it says why on the other pipe
             self._failed(self._ack.read(1))
 
@@ -185,22 +181,11 @@ def _serve(fmt: str, fd: int, data: int, ack: int) -> int:
                 stream.flush()
                 os.write(ack, b"k")
                 continue
-            sizes = struct.unpack(f"<{nbuf}Q", _read(inp, 8 * nbuf))
-            raw = _read(inp, size)
-            buffers = [_read(inp, n) for n in sizes]
+            sizes = struct.unpack(f"<{nbuf}Q", read_exactly(inp, 8 * nbuf))
+            raw = read_exactly(inp, size)
+            buffers = [read_exactly(inp, n) for n in sizes]
             t, x, label, p, flag, line, key = pickle.loads(raw, buffers=buffers)
             sink.write(Scored(time=t, x=x, label=label, p=p, flag=np.asarray(flag), line=line, key=key))
     except OSError as e:
         os.write(ack, b"e" + pickle.dumps((e.errno, e.strerror)))
         return 1
-
-
-def _read(inp, n: int) -> bytearray:
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = inp.readinto(view[got:])
-        if not k:
-            raise EOFError("the replay's pipe ended in the middle of a batch")
-        got += k
-    return buf
