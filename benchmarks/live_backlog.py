@@ -1,8 +1,9 @@
 """Can training keep up with a live feed? The warm-up's step costs replayed against arrival times.
 
-Learns the first N readings of the benchmark's stream (``benchmarks/replay.py``'s synthetic
-heart-rate series, seed 0) with the monitor's learner, timing each piece of training (CPU of this
-thread), then replays those costs against lines arriving at ``--rate`` per second: a training thread
+Learns the first N readings of the benchmark's stream (the lines ``benchmarks/replay.py``'s live stage
+sends: its 5M-reading synthetic series, seed 0, two decimals) with the monitor's learner (a
+mini-batch's steps in one TorchScript call, `models.scripted_steps`; ``--compare`` also times the
+Python step loop), timing each piece of training (CPU of this thread), then replays those costs against lines arriving at ``--rate`` per second: a training thread
 with ``share`` of a core works through the mini-batches in order, and reading i is scored (taking
 ``--per-line`` ms) once every step whose model scores it under the lag schedule
 (`monitor.core.background_learner.Lag`, with its training clock ``--steps``) has finished. Prints, per
@@ -13,6 +14,7 @@ Run from the project root::
 
     python benchmarks/live_backlog.py
     python benchmarks/live_backlog.py --n 10000 --steps 0,0.5,1,2 --shares 1,0.7,0.5
+    python benchmarks/live_backlog.py --compare --steps 0 # the Python step loop too, A/B in this run
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def step_costs(n: int, seed: int = 0) -> np.ndarray:
-    """(pieces, 3): readings learned after each piece, optimiser steps in it, CPU seconds it took."""
+def step_costs(n: int, seed: int = 0, *, scripted: bool = True) -> np.ndarray:
+    """(pieces, 3): readings learned after each piece, optimiser steps in it, CPU seconds it took.
+
+    ``scripted=False``: the mini-batch's steps in the Python loop (``ManualStepLearner._manual_step``
+    one call per step) instead of one TorchScript call (`models.scripted_steps`); same bits."""
     import torch
 
     from models.learner import LearnerConfig
@@ -37,9 +42,12 @@ def step_costs(n: int, seed: int = 0) -> np.ndarray:
     from streams.synthetic import SyntheticHeartRate
 
     torch.set_num_threads(1)
-    x = np.round(SyntheticHeartRate(n=n, seed=seed).values(), 2).reshape(-1, 1)
+    hr = SyntheticHeartRate(n=5_000_000, seed=seed).values()[:n]  # replay.py's file (its series depends on n)
+    x = np.array([float(f"{v:.2f}") for v in hr]).reshape(-1, 1)  # the lines its live stage sends, as parsed
     y = label(x, np.full(n, np.nan), threshold=DEFAULT_THRESHOLD)
     ln = ManualStepLearner(LearnerConfig(), seed=seed)
+    if not scripted:
+        ln._scripted = None
     rows, i = [], 0
     while i < n:
         k = min(ln.room(x[i:], y[i:]), n - i)
@@ -79,16 +87,26 @@ def main(argv=None) -> int:
     ap.add_argument("--per-line", type=float, default=0.3, help="ms of scoring and writing per line")
     ap.add_argument("--steps", default="0,0.25,0.5,1,2", help="Lag.step values (readings per optimiser step)")
     ap.add_argument("--shares", default="1,0.7,0.5", help="shares of a core the training thread gets")
+    ap.add_argument("--compare", action="store_true",
+                    help="also the Python step loop (before models.scripted_steps), timed in turn in this run")
     args = ap.parse_args(argv)
-    rows = step_costs(args.n)
-    print(f"{args.n:,} readings: {int(rows[:, 1].sum()):,} optimiser steps, {rows[:, 2].sum() * 1e3:.0f} ms of "
-          f"training CPU ({rows[:, 2].sum() / max(1, rows[:, 1].sum()) * 1e3:.2f} ms a step); first 256 readings "
-          f"{rows[rows[:, 0] <= 256, 2].sum() * 1e3:.0f} ms")
-    for step in map(float, args.steps.split(",")):
-        for share in map(float, args.shares.split(",")):
-            lat = replay_costs(rows, Lag(step=step), share=share, rate=args.rate, per_line=args.per_line / 1e3)
-            print(f"Lag.step {step:<5g} core share {share:<4g} p50 {np.percentile(lat, 50):8.2f} ms  p99 "
-                  f"{np.percentile(lat, 99):8.2f} ms  max {lat.max():8.1f} ms  {int((lat > 2).sum()):5d} lines over 2 ms")
+    kinds = [("scripted", True)] + ([("python", False)] if args.compare else [])
+    runs = {}
+    for _ in range(2 if args.compare else 1):  # A/B twice: the load moves
+        for name, scripted in kinds:
+            rows = step_costs(args.n, scripted=scripted)
+            runs.setdefault(name, []).append(rows)
+            print(f"{name} steps: {args.n:,} readings, {int(rows[:, 1].sum()):,} optimiser steps, "
+                  f"{rows[:, 2].sum() * 1e3:.0f} ms of training CPU ({rows[:, 2].sum() / max(1, rows[:, 1].sum()) * 1e3:.3f}"
+                  f" ms a step, all in); first 256 readings {rows[rows[:, 0] <= 256, 2].sum() * 1e3:.0f} ms, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+    for name, _ in kinds:
+        rows = min(runs[name], key=lambda r: r[:, 2].sum())  # the run the load disturbed least
+        for step in map(float, args.steps.split(",")):
+            for share in map(float, args.shares.split(",")):
+                lat = replay_costs(rows, Lag(step=step), share=share, rate=args.rate, per_line=args.per_line / 1e3)
+                print(f"{name:8} Lag.step {step:<5g} core share {share:<4g} p50 {np.percentile(lat, 50):8.2f} ms  p99 "
+                      f"{np.percentile(lat, 99):8.2f} ms  max {lat.max():8.1f} ms  {int((lat > 2).sum()):5d} lines over 2 ms")
     return 0
 
 

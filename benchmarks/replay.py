@@ -5,6 +5,7 @@ Run from the project root::
     python benchmarks/replay.py                              # 5M readings, 10M memory check, live
     python benchmarks/replay.py --n 1000000 --no-10m         # quicker
     python benchmarks/replay.py --baseline ../base-main      # also an older tree, same run (before/after)
+    python benchmarks/replay.py --live-only --baseline ../base-main --repeat 3   # stage 5 alone, A/B rounds
 
 Everything is measured on the same seeded synthetic heart-rate stream (streams.SyntheticHeartRate)
 written to a CSV "t,hr" of N readings. Rows (wall-clock rate, rate per CPU second, peak RSS):
@@ -49,6 +50,14 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _stream(n: int, seed: int) -> np.ndarray:
+    """The readings `write_csv` writes, in memory (``f"{v:.2f}"`` of each is the file's text)."""
+    sys.path.insert(0, ROOT)
+    from streams.synthetic import SyntheticHeartRate
+
+    return SyntheticHeartRate(n=n, seed=seed).values()
 
 
 def write_csv(path: str, n: int, seed: int = 0) -> None:
@@ -284,6 +293,25 @@ def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> d
             "over_2ms": int((lat > 2.0).sum())}
 
 
+def _live_line(label: str, lat: dict, rate: float) -> str:
+    return (f"live ({label}): {lat['n']:,} lines at {rate:,.0f}/s after a start-up line "
+            f"({lat['first']:.2f} s to its record): p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, "
+            f"max {lat['max']:.1f} ms, {lat['over_2ms']} lines over 2 ms")
+
+
+def live_only(trees: list, args) -> int:
+    """The live stage alone, each tree in turn, `args.repeat` rounds (A/B pairs share the load)."""
+    hr = _stream(args.n, args.seed)  # the full benchmark's file's readings (its first lines are sent)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())} at the start", flush=True)
+    for r in range(args.repeat):
+        for label, tree in trees:
+            lat = live_latency(hr, tree, seconds=args.live_seconds, rate=args.live_rate)
+            print(f"round {r + 1}, " + _live_line(label, lat, args.live_rate) +
+                  f" (load {os.getloadavg()[0]:.2f})", flush=True)
+    return 0
+
+
 def start_times(tree: str, info_file: str, repeat: int = 5) -> dict:
     env = dict(os.environ, PYTHONPATH=tree)
     cmds = {"python -c pass": ["-c", "pass"], "monitor --help": ["-m", "monitor", "--help"],
@@ -307,7 +335,7 @@ def _row(name: str, r: dict, extra: str = "") -> str:
     return f"{name:46} {r['rate']:>12,.0f} {r['cpu_rate']:>12,.0f} {rss} {tree}   {extra}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5_000_000, help="readings in the generated file")
     ap.add_argument("--seed", type=int, default=0)
@@ -315,14 +343,22 @@ def main(argv=None) -> int:
     ap.add_argument("--no-10m", dest="big", action="store_false", help="skip the 10M-reading memory run")
     ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--live-rate", type=float, default=1000.0)
+    ap.add_argument("--live-only", action="store_true", help="only the live stage (5), --repeat times, trees in turn")
+    ap.add_argument("--repeat", type=int, default=1, help="with --live-only: A/B rounds")
     ap.add_argument("--baseline", help="another source tree of the monitor, run in the same benchmark")
     ap.add_argument("--dir", help="where to write the files (default: a temporary directory)")
     ap.add_argument("--river-child", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     if args.river_child:
         river_child(*args.river_child)
         return 0
     trees = [("this tree", ROOT)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
+    if args.live_only:
+        return live_only(trees, args)
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         csv, out = os.path.join(tmp, "hr.csv"), os.path.join(tmp, "records")
@@ -382,9 +418,7 @@ def main(argv=None) -> int:
         print()
         for label, tree in trees:
             lat = live_latency(hr, tree, seconds=args.live_seconds, rate=args.live_rate)
-            print(f"live ({label}): {lat['n']:,} lines at {args.live_rate:,.0f}/s after a start-up line "
-                  f"({lat['first']:.2f} s to its record): p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, "
-                  f"max {lat['max']:.1f} ms, {lat['over_2ms']} lines over 2 ms", flush=True)
+            print(_live_line(label, lat, args.live_rate), flush=True)
         print()
         for label, tree in trees:
             st = start_times(tree, info_file)

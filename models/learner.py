@@ -358,6 +358,20 @@ class OnlineLearner:
             self._recentre(px, py, balanced=new_class)
         n_steps = c.warm_steps if self.n_seen_ <= self.warm_end_ else c.steps
         until = c.early_until if self._n_pend < self._target else 0  # an early step: until its readings are right
+        losses = self._train(new_x, new_y, n_steps, until)
+        self._remember(new_x, new_y)
+        self._scorer = NumpyScorer(self.net)
+        if c.margin:
+            self._keep_margin(new_x, new_y)
+        self._n_pend = 0
+        self._pend_wrong = False
+        self._target = self._next_target()
+        if losses:
+            self.last_loss_ = losses[-1]
+        return losses
+
+    def _train(self, new_x: np.ndarray, new_y: np.ndarray, n_steps: int, until: int) -> list[float]:
+        """The optimiser steps of one mini-batch on (m, d) readings and (m,) labels: their losses."""
         losses = []
         modal = self._modal  # train/eval only matter with BatchNorm (and cost a walk over the modules)
         if modal:
@@ -375,15 +389,6 @@ class OnlineLearner:
         finally:
             if modal:
                 self.net.eval()
-        self._remember(new_x, new_y)
-        self._scorer = NumpyScorer(self.net)
-        if c.margin:
-            self._keep_margin(new_x, new_y)
-        self._n_pend = 0
-        self._pend_wrong = False
-        self._target = self._next_target()
-        if losses:
-            self.last_loss_ = losses[-1]
         return losses
 
     def _keep_margin(self, x: np.ndarray, y: np.ndarray) -> None:

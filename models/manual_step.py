@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from models.learner import LearnerConfig, OnlineLearner
+from models.scripted_steps import compiled as compiled_steps
 from models.network import BatchRenorm1d
 
 __all__ = ["ManualStepLearner", "manual_step_supported"]
@@ -98,12 +99,60 @@ class ManualStepLearner(OnlineLearner):
         # The step never runs the modules, so their train/eval mode does not matter and the learner
         # need not switch it (nor save the buffers: a skipped step writes nothing).
         self._modal = False
+        # a mini-batch's steps in one TorchScript call (models.scripted_steps) when the flat vector holds
+        # w1, b1, w2, b2 in that order, as FlatAdam lays out the network's parameters
+        order = [spans[id(p)] for p in (lin1.weight, lin1.bias, lin2.weight, lin2.bias)]
+        self._scripted = compiled_steps() if order == sorted(order) and order[0][0] == 0 else None
+        self._dims = (h, d)
 
     def _step(self) -> list[float]:
         if not self.manual_:
             return super()._step()
         with torch.no_grad():  # once for the mini-batch's steps (no tensor here requires a gradient)
             return super()._step()
+
+    def _train(self, new_x: np.ndarray, new_y: np.ndarray, n_steps: int, until: int) -> list[float]:
+        """A mini-batch's steps in one TorchScript call (`models.scripted_steps`): the same steps, the
+        same draws from the replay ring, the same bits; the Python loop where that does not apply."""
+        c = self.config
+        k = min(self._n_replay, c.batch_size)
+        fresh = not c.normalise or (self._centre is not None and self._stats_at == getattr(self.normaliser, "n_seen_", 0))
+        if len(self._margin_y) and self.n_seen_ > self.warm_end_:  # as _training_batch: the readings
+            # nearest the boundary follow the new ones (the same for all the mini-batch's steps)
+            fixed_x, fixed_y = np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
+        else:
+            fixed_x, fixed_y = new_x, new_y
+        if (not self.manual_ or self._scripted is None or until > n_steps or n_steps < 1 or len(fixed_y) + k < 2
+                or not fresh):
+            return super()._train(new_x, new_y, n_steps, until)
+        new_x, new_y = fixed_x, fixed_y
+        n, m = self._n_replay, len(new_y)
+        if k == 0:
+            draws = np.empty((n_steps, 0), dtype=np.int64)
+        elif c.replay_unique:  # one call per step, as _training_batch draws them
+            draws = np.stack([self.rng.choice(n, size=k, replace=False) for _ in range(n_steps)])
+        else:
+            draws = np.stack([self.rng.integers(0, n, size=k) for _ in range(n_steps)])
+        rows = np.concatenate([np.broadcast_to(np.arange(m), (n_steps, m)), draws + m], axis=1)  # (S, m + k)
+        x_all = np.concatenate([new_x, self._replay_x[:n]])  # (m + n, d) raw
+        z_all = (x_all - self._centre) * self._inv_scale if c.normalise else x_all  # elementwise, as _inputs64
+        y_all = np.concatenate([new_y, self._replay_y[:n]])
+        opt, bn = self.opt, self._bn
+        none = torch.zeros(0)
+        tensors = [opt.flat_, opt.exp_avg_, opt.exp_avg_sq_, opt._denom,
+                   self._run if bn is not None else none, self._tracked if bn is not None else none,
+                   torch.from_numpy(z_all[rows]), torch.from_numpy(y_all[rows])]
+        hyper = [opt.lr, opt.betas[0], opt.betas[1], opt.eps] + (
+            [bn.eps, bn.momentum, bn.r_max, bn.d_max] if bn is not None else [0.0, 0.0, 1.0, 0.0])
+        ints = [opt.n_steps_, int(bn is not None), int(self._follow), int(self._relu), *self._dims]
+        with torch.no_grad(), torch.jit.optimized_execution(False):  # the profiling executor's first two
+            # calls cost ~0.2 s (profiling, then optimising a graph that has nothing to fuse): not per call
+            out = self._scripted(tensors, hyper, ints)
+        losses = [v for v in out if not math.isnan(v)]
+        self.n_steps_ += len(losses)
+        self.n_skipped_ += len(out) - len(losses)
+        opt.n_steps_ += len(losses)
+        return losses
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         if not self.manual_:
@@ -139,14 +188,16 @@ class ManualStepLearner(OnlineLearner):
         torch.sum(g_pre, 0, out=gb1)
         torch.mv(a.t(), g_logit, out=gw2)
         torch.sum(g_logit, 0, keepdim=True, out=gb2)
-        # NaN or inf in a gradient entry (finite float64 gradients cannot overflow a sum), or running
-        # statistics beyond float32 (inf): the step is skipped and nothing is written
-        check = self._grad64.sum() if bn is None else self._grad64.sum() + bn[1].sum()
+        # NaN or inf in a gradient entry, a gradient beyond float32 (inf once cast for Adam: NaN weights,
+        # issue 15), or running statistics beyond float32 (inf): the step is skipped and nothing is written.
+        # The float32 entries summed in float64 cannot overflow, so the sum is finite exactly when they are.
+        grad = self._grad.copy_(self._grad64)  # (P,) float32
+        check = grad.sum(dtype=torch.float64) if bn is None else grad.sum(dtype=torch.float64) + bn[1].sum()
         if not math.isfinite(float(check)):
             return self._skip(None)
         if bn is not None:
             self._bn_commit(bn[1])
-        self.opt.step(self._grad.copy_(self._grad64))
+        self.opt.step(grad)
         if bn is not None and self._follow and bn[2] is not None:
             self._follow_stats(bn[1], *bn[2])
         self.n_steps_ += 1

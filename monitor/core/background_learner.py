@@ -44,6 +44,8 @@ from models.learner import FrozenScorer, OnlineLearner
 __all__ = ["BackgroundLearner", "DEFAULT_LAG", "Lag"]
 
 STEP_READINGS = 0.0  # readings charged per optimiser step by default: none (see Lag.step and docs/performance.md)
+GATHER = 4  # the worker learns once a quarter of the lag has queued (see BackgroundLearner._gather) ...
+GATHER_FROM = 32  # ... once the lag is at least this many readings
 DEFAULT_LAG = 256  # a fixed lag: readings between a mini-batch's end and its weights scoring (0.26 s at 1,000/s)
 
 
@@ -124,10 +126,12 @@ class BackgroundLearner:
         self._from: list[int] = [0]  # reading index from which each snapshot scores (sorted)
         self._snaps: list[FrozenScorer] = [learner.frozen()]
         self._jobs: deque = deque()
-        self._scored = None  # inline: (x, p, snapshot) of the last readings scored
+        self._scored = None  # (x, p, snapshot) of the last readings scored
         self._losses: list[float] = []
         self._error: BaseException | None = None
         self._closed = False
+        self._queued = 0  # readings in _jobs
+        self._urgent = False  # the scoring thread waits for the worker: learn what is queued now
         self._cond = threading.Condition()
         self._thread = None
         if threaded:
@@ -143,7 +147,7 @@ class BackgroundLearner:
         """Wait until the worker has learned from the first `upto` readings (or failed)."""
         with self._cond:
             while self._done < upto and self._error is None:
-                self._cond.wait()
+                self._wait_for_worker()
             if self._error is not None:
                 raise self._error
 
@@ -152,9 +156,25 @@ class BackgroundLearner:
         all readings before i learned, or the next step (not published yet) starts after i."""
         with self._cond:
             while self._done < i and self._next_start() <= i and self._error is None:
-                self._cond.wait()
+                self._wait_for_worker()
             if self._error is not None:
                 raise self._error
+
+    def _wait_for_worker(self) -> None:
+        """Wait (holding the lock) for the worker, telling it not to gather more readings first."""
+        self._urgent = True
+        self._cond.notify_all()
+        self._cond.wait()
+        self._urgent = False
+
+    def _gather(self) -> int:
+        """Readings the worker waits for before it learns (call holding the lock): a quarter of the
+        current lag once it is at least GATHER_FROM readings, so a live line costs the worker one
+        call per few readings, not one per line, and a step's model still has three quarters of the
+        lag (24 readings or more) to be trained in; 1 before (the first ~2,000 readings with the
+        default schedule: the warm-up's 16 steps per mini-batch need all of a short lag)."""
+        lag = self.lag(self.n_seen_)
+        return lag // GATHER if lag >= GATHER_FROM else 1
 
     def _next_start(self) -> int:
         """The earliest reading a step not published yet can score from (call holding the lock)."""
@@ -206,8 +226,7 @@ class BackgroundLearner:
             snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
         # inline: the readings room(x, y) scored with the current model are not scored again
         p = self.learner.current_scores(x, snap) if self._thread is None else snap.predict_proba_many(x)
-        if self._thread is None:  # inline: the learner may take these scores (see learn_many)
-            self._scored = (x, p.copy(), snap)
+        self._scored = (x, p.copy(), snap)  # the learner may take these scores (see learn_many)
         return p
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
@@ -220,13 +239,17 @@ class BackgroundLearner:
             self._learn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
             losses, self._losses = self._losses, []
             return losses
+        last, self._scored = self._scored, None
+        scores = last[1:] if last is not None and _same_rows(last[0], x) else None  # (p, snapshot) or None
         with self._cond:
             if self._error is not None:
                 raise self._error
-            self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64)))
+            self._jobs.append((np.array(x, dtype=np.float64), np.array(y, dtype=np.float64), scores))
             self.n_seen_ += len(x)
+            self._queued += len(x)
             losses, self._losses = self._losses, []
-            self._cond.notify_all()
+            if self._queued >= self._gather():
+                self._cond.notify_all()
         return losses
 
     def drain(self) -> list[float]:
@@ -249,13 +272,18 @@ class BackgroundLearner:
     # -- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            with self._cond:
-                while not self._jobs and not self._closed:
+            with self._cond:  # learn once enough readings are queued, the scorer waits, or at the end
+                while not self._jobs or not (self._closed or self._urgent or self._queued >= self._gather()):
+                    if self._closed and not self._jobs:
+                        return
                     self._cond.wait()
-                if not self._jobs:
-                    return
-                x, y = self._jobs.popleft()
+                x, y, scores = _joined(self._jobs)
+                self._jobs.clear()
+                self._queued = 0
             try:
+                if scores is not None:  # scored by the learner's current model: not scored again (a live
+                    # line's worker otherwise runs the network once more per reading)
+                    self.learner.remember_scores(x, y, *scores)
                 self._learn(x, y)
             except BaseException as e:  # handed to the scoring thread, which raises it
                 with self._cond:
@@ -289,7 +317,8 @@ class BackgroundLearner:
         step before it is done, if later) and takes ``lag.step`` readings per optimiser step. The
         model scores from the clock's reading on (plus ``lag.least``), and never before
         ``e + lag(e)``. With ``lag.step`` 1 at 1,000 lines/s one reading of clock is 1 ms: a warm-up's
-        16 steps per mini-batch push the start back by 16 readings, where training needs about 8 ms, so
+        16 steps per mini-batch push the start back by 16 readings, where training needs 2-4 ms (one
+        TorchScript call, `models.scripted_steps`; ~8 ms as Python steps), so
         a live feed does not wait for training; after the warm-up (one step per mini-batch) the clock
         falls back to the readings and ``lag(e)`` alone decides. Readings only, never the time: the
         same input gives the same scores whatever the timing. The default ``step`` is 0 (no clock):
@@ -325,6 +354,19 @@ class BackgroundLearner:
         self._from = [int(v) for v in state["starts"]]
         self._snaps = [_snap_from(m) for m in state["models"]]
         self._clock = float(state.get("clock", self.learner.n_seen_))  # (absent before the training clock)
+
+
+def _joined(jobs) -> tuple:
+    """The queued jobs as one: readings (n, d), labels (n,), and their scores if one snapshot gave them all."""
+    if len(jobs) == 1:
+        return jobs[0]
+    x = np.concatenate([j[0] for j in jobs])
+    y = np.concatenate([j[1] for j in jobs])
+    snaps = {id(j[2][1]) if j[2] is not None else None for j in jobs}
+    scores = None
+    if None not in snaps and len(snaps) == 1:
+        scores = (np.concatenate([j[2][0] for j in jobs]), jobs[0][2][1])
+    return x, y, scores
 
 
 def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:

@@ -207,6 +207,9 @@ class KeyedMonitor:
             grown = np.zeros((max(top, 2 * len(self._counts)), 3), dtype=np.int64)
             grown[:len(self._counts)] = self._counts
             self._counts = grown
+        if len(ids) == 1:  # a live line: three additions, not three bincounts over every key
+            self._counts[ids[0]] += (1, int(s.flag[0]), int(s.flag[0] == (s.label[0] > 0.5)))
+            return
         k = len(self._counts)
         self._counts[:, 0] += np.bincount(ids, minlength=k)
         self._counts[:, 1] += np.bincount(ids, weights=s.flag, minlength=k).astype(np.int64)
