@@ -12,7 +12,10 @@ written to a CSV "t,hr" of N readings. Rows (wall-clock rate, rate per CPU secon
 
 1. whole process, monitor: ``monitor replay FILE --format csv --out OUT`` (and ``--format jsonl``),
    start-up, parsing, scoring, training, metrics and writing every record included; accuracy from
-   its ``--summary-json``;
+   its ``--summary-json``; CPU includes the reader and writer processes it forks (waited for), and
+   "main process" is the CPU of the process itself (with a free core for the others, its wall time);
+   "peak RSS" is the main process's VmHWM, "all procs" the largest sum of the proportional set
+   sizes (Pss) of it and its children, sampled every 20 ms;
 2. whole process, river: this file run with ``--river-child FILE OUT``: pandas reads the same CSV,
    ``StandardScaler | LogisticRegression(optim.Adam(0.01))`` scores then learns each reading (test
    then train, the monitor's label: above 91 bpm) and a CSV record is written per reading;
@@ -73,10 +76,11 @@ def write_csv(path: str, n: int, seed: int = 0) -> None:
 
 # The child reports its own peak RSS (VmHWM) when it exits: os.wait4's ru_maxrss carries the
 # parent's high-water mark into a vforked child at exec, so it cannot be used.
-_PEAK = """import atexit, os, runpy, sys
+_PEAK = """import atexit, os, resource, runpy, sys
 def _peak(path=os.environ["MONITOR_BENCH_PEAK"]):
+    own = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/status") as f, open(path, "w") as out:
-        out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1])
+        out.write(next(ln for ln in f if ln.startswith("VmHWM")).split()[1] + " " + repr(own.ru_utime + own.ru_stime))
 atexit.register(_peak)
 target = sys.argv[1]
 sys.argv = [target] + sys.argv[2:]
@@ -97,15 +101,62 @@ def run_child(target: str, args: list[str], tree: str = ROOT) -> dict:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", _PEAK, target, *args], env=env, cwd=tree,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        tree_peak = _TreePeak(proc.pid)
         err = proc.stderr.read().decode()
+        tree_peak.stop()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.stderr.close()
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise SystemExit(f"{target} {' '.join(args)} failed ({code}):\n{err}")
-        rss_kb = int(peak.read() or 0)
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024}
+        rss_kb, own_cpu = (peak.read().split() + ["0", "0"])[:2]
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": int(rss_kb) / 1024,
+            "tree_mb": tree_peak.peak_kb / 1024, "main_cpu": float(own_cpu)}
+
+
+class _TreePeak:
+    """The largest sum of proportional set sizes (Pss) of a process and its children, every 20 ms.
+
+    The monitor forks a reader and a writer process for a file replay (issue 15); the child's own
+    VmHWM (the "peak RSS" column) is the main process alone. Pss shares each page among the
+    processes that map it (copy-on-write pages after a fork), so the sum is the memory they take
+    together; sampled, it may miss a peak shorter than 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_kb = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _family(self.pid)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _family(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return int(next((ln for ln in fh if ln.startswith("Pss:")), "Pss: 0").split()[1])
+    except (OSError, ValueError):
+        return 0
 
 
 def _count_lines(path: str) -> int:
@@ -280,7 +331,8 @@ def start_times(tree: str, info_file: str, repeat: int = 5) -> dict:
 
 def _row(name: str, r: dict, extra: str = "") -> str:
     rss = f"{r['rss_mb']:>7.0f} MB" if "rss_mb" in r else " " * 10
-    return f"{name:46} {r['rate']:>12,.0f} {r['cpu_rate']:>12,.0f} {rss}   {extra}"
+    tree = f"{r['tree_mb']:>7.0f} MB" if "tree_mb" in r else " " * 10
+    return f"{name:46} {r['rate']:>12,.0f} {r['cpu_rate']:>12,.0f} {rss} {tree}   {extra}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -320,13 +372,14 @@ def main(argv=None) -> int:
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
               f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f} at the start")
         print(f"file: {args.n:,} synthetic readings (seed {args.seed}), {os.path.getsize(csv) / 1e6:.1f} MB CSV\n")
-        print(f"{'':46} {'readings/s':>12} {'per CPU s':>12} {'peak RSS':>10}")
+        print(f"{'':46} {'readings/s':>12} {'per CPU s':>12} {'peak RSS':>10} {'all procs':>10}")
         whole = {}
         for label, tree in trees:
             for fmt in ("csv", "jsonl"):
                 r = whole[label, fmt] = monitor_process(csv, out + "." + fmt, args.n, fmt, tree)
                 print(_row(f"whole process, monitor ({label}), {fmt}", r,
-                           f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, accuracy {r['accuracy']:.5f}"), flush=True)
+                           f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU ({r['main_cpu']:.1f} s main process), "
+                           f"accuracy {r['accuracy']:.5f}"), flush=True)
         riv = river_process(csv, out + ".river.csv", args.n)
         print(_row("whole process, river StandardScaler|LogReg(Adam)", riv,
                    f"{riv['wall']:.1f} s wall, {riv['cpu']:.1f} s CPU, accuracy {riv['accuracy']:.5f}"), flush=True)
@@ -360,8 +413,8 @@ def main(argv=None) -> int:
                 one = monitor_process(one_m, out + ".csv", 1_000_000, "csv", tree)
                 ten = monitor_process(ten_m, out + ".csv", 10_000_000, "csv", tree)
                 print(f"peak RSS ({label}): 1,000,000 readings {one['rss_mb']:.0f} MB, 10,000,000 readings "
-                      f"{ten['rss_mb']:.0f} MB ({ten['rate']:,.0f} readings/s, {ten['cpu_rate']:,.0f} per CPU s)",
-                      flush=True)
+                      f"{ten['rss_mb']:.0f} MB ({ten['rate']:,.0f} readings/s, {ten['cpu_rate']:,.0f} per CPU s); "
+                      f"all processes: {one['tree_mb']:.0f} MB, {ten['tree_mb']:.0f} MB", flush=True)
         print()
         for label, tree in trees:
             lat = live_latency(hr, tree, seconds=args.live_seconds, rate=args.live_rate)

@@ -115,7 +115,7 @@ class OnlineLearner:
         self.warm_end_ = c.warm_until  # warm steps until this many readings; a new class pushes it on
         self.classes_seen_ = [False, False]  # labels 0 and 1 seen in a trained mini-batch
         self._calls = False  # the slice _first_trigger last looked at holds a reading that calls an early step
-        self._wrong_memo = None  # (model key, x, y, wrong) of the last readings scored by _wrong
+        self._wrong_memo = None  # (model key, stream index of x[0], x, y, p, wrong) of the last readings scored
         self.n_steps_ = 0  # optimiser steps taken
         self.n_skipped_ = 0  # steps skipped because the loss or a gradient was not finite
         self.last_loss_: float | None = None
@@ -242,30 +242,59 @@ class OnlineLearner:
     def _wrong(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(n,) which readings the current model gets wrong (label known; a NaN score is wrong).
 
-        Remembered for the last readings asked about: ``room(x, y)`` and the ``learn_many`` that
-        follows look at the same readings with the same model, and scoring is the costly part.
+        Remembered for the last readings scored (``_memo``): ``room(x, y)`` and the ``learn_many``
+        calls that follow look at the same readings, or later ones among them, with the same model,
+        and scoring is the costly part.
         """
-        memo = self._wrong_memo
-        key = (self._scorer, getattr(self.normaliser, "n_seen_", 0))
-        if (memo is not None and memo[0] == key and len(x) <= len(memo[1]) and np.array_equal(x, memo[1][:len(x)])
-                and np.array_equal(y, memo[2][:len(y)], equal_nan=True)):
-            return memo[3][:len(x)]
+        hit = self._memo(x, y)
+        if hit is not None:
+            return hit[1]
         p = self._scorer.predict_proba(self._normalised(x))  # (n,)
+        self._keep(x, y, p)
+        return self._wrong_memo[5][:len(x)]
+
+    def _memo(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(p, wrong) of readings x (n, d) from stream index n_seen_ on (labels y, if given), when the
+        current model scored them last (the memo); None otherwise."""
+        memo = self._wrong_memo
+        if memo is None or memo[0] != (self._scorer, getattr(self.normaliser, "n_seen_", 0)):
+            return None
+        at = self.n_seen_ - memo[1]  # where x starts in the memo
+        if at < 0 or at + len(x) > len(memo[2]) or not np.array_equal(x, memo[2][at:at + len(x)]):
+            return None
+        if y is not None and not np.array_equal(y, memo[3][at:at + len(y)], equal_nan=True):
+            return None
+        return memo[4][at:at + len(x)], memo[5][at:at + len(x)]
+
+    def _keep(self, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> None:
+        y = np.asarray(y, dtype=np.float64)
         wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) NaN p never counts as right
-        self._wrong_memo = (key, np.array(x, copy=True), y.copy(), wrong)
-        return wrong
+        self._wrong_memo = ((self._scorer, getattr(self.normaliser, "n_seen_", 0)), self.n_seen_,
+                            np.array(x, copy=True), y.copy(), p.copy(), wrong)
+
+    def current_scores(self, x: np.ndarray, frozen: "FrozenScorer") -> np.ndarray:
+        """Scores (n,) of readings x (n, d) from n_seen_ on, as `frozen` gives them: taken from the
+        readings ``room(x, y)`` scored already when `frozen` is the current model, the rest scored."""
+        memo = self._wrong_memo
+        if memo is None or not self._is_current(frozen):
+            return frozen.predict_proba_many(x)
+        k = min(len(x), memo[1] + len(memo[2]) - self.n_seen_)  # readings of x the memo may hold
+        hit = self._memo(x[:k]) if k > 0 else None
+        if hit is None:
+            return frozen.predict_proba_many(x)
+        return np.concatenate([hit[0], frozen.predict_proba_many(x[k:])])
+
+    def _is_current(self, frozen: "FrozenScorer") -> bool:
+        return not (frozen.scorer is not self._scorer or (self.config.normalise and (
+                frozen.centre is None or frozen.centre is not self._centre or frozen.inv_scale is not self._inv_scale
+                or self._stats_at != getattr(self.normaliser, "n_seen_", 0))))
 
     def remember_scores(self, x: np.ndarray, y: np.ndarray, p: np.ndarray, frozen: "FrozenScorer") -> None:
         """Scores p (n,) of readings x (n, d), labels y (n,), given by `frozen` (see `frozen`): when that is
         the current model, `room` and `learn_many` take which readings it gets wrong from them instead of
         scoring the readings again (issue 15: a replay scored every reading twice)."""
-        if frozen.scorer is not self._scorer or (self.config.normalise and (
-                frozen.centre is None or frozen.centre is not self._centre or frozen.inv_scale is not self._inv_scale
-                or self._stats_at != getattr(self.normaliser, "n_seen_", 0))):
-            return
-        y = np.asarray(y, dtype=np.float64)
-        wrong = ~np.isnan(y) & ((p > 0.5) != (y > 0.5))  # (n,) as _wrong
-        self._wrong_memo = ((self._scorer, getattr(self.normaliser, "n_seen_", 0)), np.array(x, copy=True), y.copy(), wrong)
+        if self._is_current(frozen) and self._memo(x, y) is None:
+            self._keep(x, y, p)
 
     def learn_many(self, x: np.ndarray, y: np.ndarray) -> list[float]:
         """Buffer readings already scored; step when the buffer holds a mini-batch.

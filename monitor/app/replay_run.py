@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from monitor.config import ReplayConfig, checkpoint_options, model_keys
@@ -66,21 +66,29 @@ class _Replay:
         quiet = run.output.quiet
         self.note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
         self.ck = self.saved = self.resume = self.position = None
+        self.reader = None  # a SourceProcess: the file parsed by a child process
 
     def execute(self) -> int:
         run = self.run
         self._check()
         from monitor.app.interrupts import held_until_done
-        with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
-            configure_torch()
-            self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
-            self._load_checkpoint()
-            self._open_source()
-            self._build_monitor()
         try:
+            with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
+                file_first = _plain_file(run)  # a file's reader process parses while torch is imported
+                if not file_first:  # (live input and the rest: torch first, as before issue 15's reader)
+                    configure_torch()
+                self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
+                self._load_checkpoint()
+                self._open_source()
+                if file_first:
+                    configure_torch()
+                self._build_monitor()
             summary = self._run_loop()
         except OSError as e:  # no space left (ENOSPC), an I/O error: the outputs or the checkpoint cannot be written
             raise _write_failed(e)
+        finally:
+            if self.reader is not None:
+                self.reader.close()
         if summary is None:  # standard output closed by its reader (`| head`)
             return 0
         return self._finish(summary)
@@ -119,18 +127,26 @@ class _Replay:
         self.position = self.resume["position"] if self.resume else None
 
     def _open_source(self) -> None:
+        from monitor.app.source_process import NoteRelay, SourceProcess
         from monitor.app.sources import open_source
         from streams import SourceError
 
         run = self.run
+        notes = NoteRelay(self.note)
         try:
-            self.choice = open_source(run.source, seed=run.monitor.seed, on_note=self.note,
+            self.choice = open_source(run.source, seed=run.monitor.seed, on_note=notes,
                                       max_lines=run.checkpoint_every if run.state else None,
                                       resume=self.position if run.source.file != "-" else None)
             if self.resume and hasattr(self.choice.source, "check_resume"):
                 self.choice.source.check_resume()  # a file replaced since the checkpoint: refused before any output
         except SourceError as e:
             raise MonitorError(str(e))
+        src = run.source
+        self.progress = src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live,
+                                                                                 run.output.quiet)
+        if _plain_file(run) and not self.choice.live and not self.progress:  # from its start, no bar
+            self.reader = SourceProcess(self.choice.source, notes=notes)
+            self.choice = replace(self.choice, source=self.reader)
 
     def _build_monitor(self) -> None:
         from monitor.keyed.keyed_monitor import KeyedMonitor
@@ -143,7 +159,7 @@ class _Replay:
             if self.choice.live:  # a line arriving while the training thread runs Python waits for the GIL
                 sys.setswitchinterval(LIVE_SWITCH)  # at most this long (the default is 5 ms)
         self.source = self.choice.source
-        if src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live, run.output.quiet):
+        if self.progress:
             # (not with --state: the bar feeds a batch in pieces, and a checkpoint needs whole batches)
             self.source = _with_progress(src.file, src.format_in, self.source, self.mon.inner)
         if self.saved is not None:
@@ -161,6 +177,7 @@ class _Replay:
         """Records, rejects and alerts files (cut back to a checkpoint's sizes when resuming), the sink."""
         from monitor.keyed.alerts import AlertSink
         from monitor.app.replay_loop import RejectReport
+        from monitor.output.sink_process import SinkProcess, wanted
         from monitor.output.sinks import make_sink
 
         out, kept = self.run.output, (self.resume["outputs"] if self.resume else {})
@@ -169,6 +186,9 @@ class _Replay:
         alerts = _open_output(out.alerts, kept.get("alerts"), stack) if out.alerts else None
         colour = self.fmt == "table" and dest.isatty() and not os.environ.get("NO_COLOR")
         sink = make_sink(self.fmt, dest, colour=colour)
+        if out.out and not (self.run.state or self.run.speed or self.dashboard) and wanted(dest, live=self.choice.live):
+            sink = SinkProcess(self.fmt, dest)  # records formatted and written on the other core (issue 15)
+            stack.callback(sink.close)  # (before dest closes: the writing is waited for, a failure raised)
         if self.resume and out.out and kept.get("out") and hasattr(sink, "header_written"):
             sink.header_written = True  # the header is in the part of the file kept
         only = out.alerts_only and not out.out  # --alerts-only: stdout gets alert records, not readings
@@ -261,6 +281,14 @@ class _Replay:
         if summary["interrupted"]:
             return 128 + summary.get("signal", 2)
         return _circles_check(summary, quiet=out.quiet) if run.source.stream == "circles" else 0
+
+
+def _plain_file(run: ReplayConfig) -> bool:
+    """A regular file replayed without --state, on a system that can fork: its source may be read by
+    a monitor.app.source_process.SourceProcess."""
+    src = run.source
+    return (src.stream is None and bool(src.file) and src.file != "-" and not run.state
+            and hasattr(os, "fork") and os.path.isfile(src.file))
 
 
 def _circles_check(summary: dict, *, quiet: bool) -> int:

@@ -185,15 +185,36 @@ class BackgroundLearner:
         """Readings from the next one on that one snapshot scores (waits for training if it must).
 
         x and y (the readings to come) are not needed: the worker finds the learner's early steps
-        itself, and their models score from `lag` readings later like any other step's."""
+        itself, and their models score from `lag` readings later like any other step's. Inline
+        (no worker), they let the learner say where its next step ends (`_ahead`), so a slice can
+        reach past ``lag`` readings: the same scores, in fewer and larger slices."""
         i = self.n_seen_
         self._ready_for(i)  # every step whose model scores reading i has been published
+        ahead = self._ahead(x, y) if self._thread is None and x is not None else None
         with self._cond:
             j = bisect.bisect_right(self._from, i)  # the snapshots from j on start after reading i
-            unknown = self._next_start()  # a step not published yet scores from here at the earliest
+            unknown = self._next_start() if ahead is None else ahead  # a step not published yet scores from here at the earliest
             nxt = min(self._from[j], unknown) if j < len(self._from) else unknown
             self._drop_before(j - 1)
         return nxt - i
+
+    def _ahead(self, x: np.ndarray, y: np.ndarray) -> int | None:
+        """Inline only (the learner has learned every reading handed over): the earliest reading the
+        model of the learner's next step can score from, given the readings to come x (n, d) and
+        their labels y (n,); None when x holds a reading that is not finite (the scorer reports it).
+
+        The learner's ``room(x, y)`` says after which reading its next step runs: the end of the
+        mini-batch, or sooner after a reading its current model gets wrong (issue 13's early steps).
+        Past the readings given, a step can end at the next reading at the soonest. Its model scores
+        from ``lag.start`` of that end on, as `_publish` will schedule it (the training clock only
+        pushes that later), so the scorer may go on with the models it has until then.
+        """
+        ln = self.learner
+        k = ln.room(x, y) if np.isfinite(x[:ln.room()]).all() else None
+        if k is None:
+            return None
+        e = self._done + min(k, len(x) + 1)  # the next step's end, or a bound below it
+        return self.lag.start(e, max(self._clock, e))
 
     def _drop_before(self, k: int) -> None:
         if k > 0:
@@ -203,7 +224,8 @@ class BackgroundLearner:
         """Scores of the next readings; call with at most `room()` of them."""
         with self._cond:
             snap = self._snaps[bisect.bisect_right(self._from, self.n_seen_) - 1]
-        p = snap.predict_proba_many(x)
+        # inline: the readings room(x, y) scored with the current model are not scored again
+        p = self.learner.current_scores(x, snap) if self._thread is None else snap.predict_proba_many(x)
         self._scored = (x, p.copy(), snap)  # the learner may take these scores (see learn_many)
         return p
 

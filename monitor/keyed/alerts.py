@@ -35,7 +35,7 @@ import numpy as np
 
 from monitor.config import Span  # the unit of `after` and `clear`, parsed from the options
 
-__all__ = ["AlertTracker", "AlertSink"]
+__all__ = ["AlertTracker", "AlertSink", "run_sums"]
 
 _FIELDS = ("open", "run", "start", "last_flag", "opened_at", "n", "sum", "peak", "tn", "tsum", "tpeak",
            "episodes")
@@ -192,16 +192,9 @@ class AlertTracker:
         `_normal_run` take them one by one: sums added in the same order, so to the same bits."""
         s = self._s
         a, b = int(starts[first]), int(ends[last])
-        sums = [float(v[i:j].sum()) for i, j in zip(starts[first:last + 1].tolist(), ends[first:last + 1].tolist())]
-        total, pending = float(s["sum"][k]), float(s["tsum"][k])
-        for j, part in enumerate(sums, start=first):
-            if flagged[j]:
-                total += pending + part
-                pending = 0.0
-            else:
-                pending += part
+        sums = run_sums(v, starts[first:last + 1], ends[first:last + 1])  # (m,)
         s["n"][k] += s["tn"][k] + (b - a)
-        s["sum"][k] = total
+        s["sum"][k] = _fold_sums(float(s["sum"][k]), float(s["tsum"][k]), sums, flagged[first:last + 1])
         s["peak"][k] = max(s["peak"][k], s["tpeak"][k], v[a:b].max())
         s["tn"][k], s["tsum"][k], s["tpeak"][k] = 0, 0.0, -math.inf
         s["run"][k] = 0
@@ -300,6 +293,38 @@ class AlertTracker:
         for f in _FIELDS:
             vals = [(-math.inf if x is None else x) for x in state[f]]
             self._s[f][:k] = np.asarray(vals, dtype=self._s[f].dtype)
+
+
+def run_sums(v: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(m,) ``v[starts[j]:ends[j]].sum()`` of each run, to the same bits, without a Python call per run.
+
+    The runs of one length are gathered as the rows of an (r, length) matrix and summed along its
+    rows: numpy sums a row as it sums the 1-D run (the same pairwise order), so a run's sum does not
+    depend on how many runs there are (tests/test_alert_sums.py holds it to the per-run sums).
+
+    >>> v = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    >>> run_sums(v, np.array([0, 1, 4]), np.array([1, 4, 6])).tolist() == [0.1, v[1:4].sum(), v[4:].sum()]
+    True
+    """
+    lengths = ends - starts
+    out = np.empty(len(starts))
+    for n in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == n)
+        out[rows] = v[starts[rows][:, None] + np.arange(n)].sum(axis=1)  # (r, n) -> (r,)
+    return out
+
+
+def _fold_sums(total: float, pending: float, sums: np.ndarray, flagged: np.ndarray) -> float:
+    """The episode's sum after runs with sums (m,) and flags (m,), the last one flagged: as the loop
+    ``if flagged: total += pending + part; pending = 0.0 else: pending += part`` gives it, the same
+    float operations in the same order. Runs alternate, so a flagged run follows at most one normal run."""
+    at = np.flatnonzero(flagged)  # (f,) the flagged runs
+    before = at - 1  # (f,) the normal run before each (-1: none)
+    pend = np.zeros(len(at))  # (f,) what is pending when each flagged run comes
+    has = before >= 0
+    pend[has] = 0.0 + sums[before[has]]  # (pending reset to 0.0 after the flagged run before)
+    pend[0] = pending + sums[before[0]] if has[0] else pending  # the first: what the episode had pending
+    return float(np.add.accumulate(np.r_[total, pend + sums[at]])[-1])  # left to right, as the loop
 
 
 class AlertSink:
