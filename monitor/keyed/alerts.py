@@ -300,7 +300,8 @@ def run_sums(v: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
     The runs of one length are gathered as the rows of an (r, length) matrix and summed along its
     rows: numpy sums a row as it sums the 1-D run (the same pairwise order), so a run's sum does not
-    depend on how many runs there are (tests/test_alert_sums.py holds it to the per-run sums).
+    depend on how many runs there are (tests/monitor/keyed/test_alert_sums.py holds it to the per-run
+    sums).
 
     >>> v = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     >>> run_sums(v, np.array([0, 1, 4]), np.array([1, 4, 6])).tolist() == [0.1, v[1:4].sum(), v[4:].sum()]
