@@ -145,13 +145,17 @@ class OnlineLearner:
         x = np.asarray(x, dtype=np.float64)
         if not self.config.normalise:
             return x
-        if self._stats_at != getattr(self.normaliser, "n_seen_", 0):  # changed (or loaded) since cached
+        if not self._stats_current():  # changed (or loaded) since cached
             self._refresh_stats()
         if self._centre is None:  # not fitted: the normaliser says what to do
             return self.normaliser.transform(x)
         if not np.isfinite(x).all():
             return self.normaliser.transform(x)  # raises, naming the rows
         return (x - self._centre) * self._inv_scale
+
+    def _stats_current(self) -> bool:
+        """Whether the cached centre and inverse scale are the normaliser's as it is now."""
+        return self._stats_at == getattr(self.normaliser, "n_seen_", 0)
 
     def _refresh_stats(self) -> None:
         """Cache the normaliser's centre and inverse scale (d,) after it changed."""
@@ -287,7 +291,7 @@ class OnlineLearner:
     def _is_current(self, frozen: "FrozenScorer") -> bool:
         return not (frozen.scorer is not self._scorer or (self.config.normalise and (
                 frozen.centre is None or frozen.centre is not self._centre or frozen.inv_scale is not self._inv_scale
-                or self._stats_at != getattr(self.normaliser, "n_seen_", 0))))
+                or not self._stats_current())))
 
     def remember_scores(self, x: np.ndarray, y: np.ndarray, p: np.ndarray, frozen: "FrozenScorer") -> None:
         """Scores p (n,) of readings x (n, d), labels y (n,), given by `frozen` (see `frozen`): when that is
@@ -508,18 +512,27 @@ class OnlineLearner:
                         torch.from_numpy(shift.astype(np.float32)))
 
     def _training_batch(self, new_x: np.ndarray, new_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The new readings, the readings nearest the boundary once warmed up (``margin``), and a draw
-        of up to batch_size recent ones from the replay ring."""
-        if len(self._margin_y) and self.n_seen_ > self.warm_end_:
-            new_x, new_y = np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
+        """The readings every step of the mini-batch trains on (`_fixed`), and a draw of up to
+        batch_size recent ones from the replay ring."""
+        new_x, new_y = self._fixed(new_x, new_y)
         if self._n_replay == 0:
             return new_x, new_y
-        k = min(self._n_replay, self.config.batch_size)
-        if self.config.replay_unique:  # (k,) without replacement (issue 13: sample 0.9950 -> 0.9956 min)
-            idx = self.rng.choice(self._n_replay, size=k, replace=False)
-        else:
-            idx = self.rng.integers(0, self._n_replay, size=k)  # (k,) with replacement
+        idx = self._replay_draw()
         return (np.concatenate([new_x, self._replay_x[idx]]), np.concatenate([new_y, self._replay_y[idx]]))
+
+    def _fixed(self, new_x: np.ndarray, new_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The new (m, d) readings and (m,) labels, followed once warmed up by the readings nearest
+        the boundary (``margin``): the part of a step's batch that is the same for all its steps."""
+        if len(self._margin_y) and self.n_seen_ > self.warm_end_:
+            return np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
+        return new_x, new_y
+
+    def _replay_draw(self) -> np.ndarray:
+        """(k,) slots of the replay ring for one step, k = min(filled slots, batch_size)."""
+        k = min(self._n_replay, self.config.batch_size)
+        if self.config.replay_unique:  # without replacement (issue 13: sample 0.9950 -> 0.9956 min)
+            return self.rng.choice(self._n_replay, size=k, replace=False)
+        return self.rng.integers(0, self._n_replay, size=k)  # with replacement
 
     def _optimise(self, bx: np.ndarray, by: np.ndarray) -> float | None:
         """One Adam step on (m, d) raw readings and their (m,) labels; None when skipped (not finite).

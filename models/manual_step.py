@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from models.learner import LearnerConfig, OnlineLearner
-from models.scripted_steps import compiled as compiled_steps
+from models.scripted_steps import bn_train, compiled as compiled_steps
 from models.network import BatchRenorm1d
 
 __all__ = ["ManualStepLearner", "manual_step_supported"]
@@ -116,12 +116,8 @@ class ManualStepLearner(OnlineLearner):
         same draws from the replay ring, the same bits; the Python loop where that does not apply."""
         c = self.config
         k = min(self._n_replay, c.batch_size)
-        fresh = not c.normalise or (self._centre is not None and self._stats_at == getattr(self.normaliser, "n_seen_", 0))
-        if len(self._margin_y) and self.n_seen_ > self.warm_end_:  # as _training_batch: the readings
-            # nearest the boundary follow the new ones (the same for all the mini-batch's steps)
-            fixed_x, fixed_y = np.concatenate([new_x, self._margin_x]), np.concatenate([new_y, self._margin_y])
-        else:
-            fixed_x, fixed_y = new_x, new_y
+        fresh = not c.normalise or (self._centre is not None and self._stats_current())
+        fixed_x, fixed_y = self._fixed(new_x, new_y)  # the same for all the mini-batch's steps
         if (not self.manual_ or self._scripted is None or until > n_steps or n_steps < 1 or len(fixed_y) + k < 2
                 or not fresh):
             return super()._train(new_x, new_y, n_steps, until)
@@ -129,10 +125,8 @@ class ManualStepLearner(OnlineLearner):
         n, m = self._n_replay, len(new_y)
         if k == 0:
             draws = np.empty((n_steps, 0), dtype=np.int64)
-        elif c.replay_unique:  # one call per step, as _training_batch draws them
-            draws = np.stack([self.rng.choice(n, size=k, replace=False) for _ in range(n_steps)])
-        else:
-            draws = np.stack([self.rng.integers(0, n, size=k) for _ in range(n_steps)])
+        else:  # one draw per step, in the order _training_batch makes them
+            draws = np.stack([self._replay_draw() for _ in range(n_steps)])
         rows = np.concatenate([np.broadcast_to(np.arange(m), (n_steps, m)), draws + m], axis=1)  # (S, m + k)
         x_all = np.concatenate([new_x, self._replay_x[:n]])  # (m + n, d) raw
         z_all = (x_all - self._centre) * self._inv_scale if c.normalise else x_all  # elementwise, as _inputs64
@@ -222,7 +216,7 @@ class ManualStepLearner(OnlineLearner):
         The two element-wise operations are exact IEEE ones in numpy as in torch (no reduction)."""
         if not self.config.normalise:
             return torch.from_numpy(bx)
-        if self._stats_at != getattr(self.normaliser, "n_seen_", 0) or self._centre is None:
+        if not self._stats_current() or self._centre is None:
             return torch.from_numpy(self._normalised(bx))  # not cached, or not fitted: the learner's own path
         return torch.from_numpy((bx - self._centre) * self._inv_scale)
 
@@ -231,27 +225,12 @@ class ManualStepLearner(OnlineLearner):
         (running mean, 1 / running std) before or None at the data-dependent start), the new statistics
         as float32 (the buffers' type), so a value only float64 can hold is inf here.
 
-        As `models.network.BatchRenorm1d.forward`; the running statistics are only computed here
-        and written by `_bn_commit` once the step is known to go ahead.
+        The arithmetic is `models.scripted_steps.bn_train`'s (the TorchScript steps run the same);
+        the running statistics are written by `_bn_commit` once the step is known to go ahead.
         """
         bn = self._bn
-        eps = bn.eps
-        n = x.shape[0]
-        mean_b = x.mean(0)  # (d,)
-        dev = x - mean_b  # (m, d)
-        cols = dev.t()  # (d, m)
-        # (d,) sum of squares per column: the batched product einsum("ij,ij->j") runs, without parsing it
-        var_b = torch.bmm(cols.unsqueeze(1), cols.unsqueeze(2)).view(-1).mul_(1.0 / n)  # (d,) biased
-        unbiased = var_b * (n / (n - 1))
-        batch = torch.stack([mean_b, unbiased])  # (2, d)
         started = int(self._tracked) > 0
-        run = self._run.double() if started else batch  # (2, d); the data-dependent start: the batch's
-        run_mean = run[0]
-        inv_b, inv_run = torch.stack([var_b, run[1]]).add_(eps).sqrt_().reciprocal_().unbind()  # (d,) 1 / batch std, 1 / running std
-        r = torch.div(inv_run, inv_b).clamp_(1.0 / bn.r_max, bn.r_max)  # (d,) batch std / running std
-        d = (mean_b - run_mean).mul_(inv_run).clamp_(-bn.d_max, bn.d_max)  # (d,)
-        x_hat = dev.mul_(r.mul_(inv_b)).add_(d)  # (m, d); an extreme batch: not finite, skipped
-        new = torch.lerp(run, batch, bn.momentum).float()  # (2, d)
+        x_hat, new, run_mean, inv_run = bn_train(x, self._run, started, bn.eps, bn.momentum, bn.r_max, bn.d_max)
         return x_hat, new, ((run_mean, inv_run) if started else None)
 
     def _bn_commit(self, new: torch.Tensor) -> None:

@@ -28,7 +28,7 @@ from typing import List, Tuple
 
 import torch
 
-__all__ = ["compiled", "train_steps"]
+__all__ = ["compiled", "train_steps", "bn_train"]
 
 _COMPILED = None
 
@@ -48,16 +48,19 @@ def compiled():
     return _COMPILED or None
 
 
-def _bn_train(x: torch.Tensor, run32: torch.Tensor, started: bool, hyper: List[float]
-              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BatchRenorm1d in training mode on (m, d) float64 inputs, as ``ManualStepLearner._bn_forward``:
-    x_hat (m, d), the new running mean and var (2, d) float32, and the running mean and 1 / running
-    std (d,) scored with before the step (meaningful only when `started`)."""
-    eps, momentum, r_max, d_max = hyper[4], hyper[5], hyper[6], hyper[7]
+def bn_train(x: torch.Tensor, run32: torch.Tensor, started: bool, eps: float, momentum: float, r_max: float,
+             d_max: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BatchRenorm1d in training mode on (m, d) float64 inputs, as `models.network.BatchRenorm1d.forward`:
+    x_hat (m, d), the new running mean and var (2, d) float32 (so a value only float64 holds is inf:
+    the step is skipped), and the running mean and 1 / running std (d,) scored with before the step
+    (meaningful only when `started`; not started, the batch's own statistics are the start). The
+    statistics are only computed here; the caller writes them once the step goes ahead. Used by the
+    TorchScript steps and by ``ManualStepLearner``'s Python step alike."""
     n = x.shape[0]
     mean_b = x.mean(0)  # (d,)
     dev = x - mean_b  # (m, d)
     cols = dev.t()  # (d, m)
+    # (d,) sum of squares per column: the batched product einsum("ij,ij->j") runs, without parsing it
     var_b = torch.bmm(cols.unsqueeze(1), cols.unsqueeze(2)).view(-1).mul_(1.0 / n)  # (d,) biased
     unbiased = var_b * (n / (n - 1))
     batch = torch.stack([mean_b, unbiased])  # (2, d)
@@ -107,7 +110,7 @@ def train_steps(tensors: List[torch.Tensor], hyper: List[float], ints: List[int]
         new, mean0, inv0 = run, run, run  # (set by the layer when there is one)
         was_started = started
         if has_bn:
-            z, new, mean0, inv0 = _bn_train(z, run, started, hyper)
+            z, new, mean0, inv0 = bn_train(z, run, started, hyper[4], hyper[5], hyper[6], hyper[7])
         w64.copy_(flat)
         pre = torch.addmm(b1v, z, w1t)  # (m, h)
         a = pre.clamp_min(0.0) if relu else pre.tanh()  # (m, h)
