@@ -34,12 +34,12 @@ import struct
 import threading
 from typing import Callable, Iterable, Iterator
 
-from monitor.core.pipe_io import parts, read_exactly, write_all
+from monitor.core.pipe_io import HEAD, frame, read_exactly, read_frame, write_all
 
 __all__ = ["SourceProcess", "NoteRelay", "AHEAD"]
 
 AHEAD = 8  # batches parsed ahead in the child (~8 MB each for a 4 MB block of a CSV "t,hr")
-_HEAD = struct.Struct("<BQQ")  # kind, pickle length, number of out-of-band buffers
+_KIND = struct.Struct("<B")  # a message: its kind, then a pipe_io frame
 _BATCH, _NOTE, _ERROR, _END = 1, 2, 3, 4
 
 
@@ -116,21 +116,16 @@ class SourceProcess:
 
 def _receive(inp) -> tuple[int, object]:
     try:
-        head = inp.read(_HEAD.size)
-        if len(head) < _HEAD.size:
+        kind = inp.read(_KIND.size)
+        if len(kind) < _KIND.size:
             raise EOFError
-        kind, size, nbuf = _HEAD.unpack(head)
-        sizes = struct.unpack(f"<{nbuf}Q", read_exactly(inp, 8 * nbuf))
-        raw = read_exactly(inp, size)
-        return kind, pickle.loads(raw, buffers=[read_exactly(inp, n) for n in sizes])
+        return _KIND.unpack(kind)[0], read_frame(inp, *HEAD.unpack(read_exactly(inp, HEAD.size)))
     except EOFError:  # the child died without a word (killed)
         return _ERROR, RuntimeError("the process reading the input ended unexpectedly")
 
 
 def _message(kind: int, obj) -> list:
-    raw, views = parts(obj)
-    return [_HEAD.pack(kind, len(raw), len(views)), struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views)),
-            raw, *views]
+    return [_KIND.pack(kind), *frame(obj)]
 
 
 def _child(source, notes, fd: int) -> None:

@@ -1,29 +1,42 @@
 """Whole messages through a pipe: the reader and writer processes of a file replay (issue 15).
 
 A message is a pickle (protocol 5) whose numpy arrays travel out of band, as raw bytes after it, so
-neither side copies an array into the pickle: `parts` gives what to write, `write_all` writes it,
-`read_exactly` reads a part back.
+neither side copies an array into the pickle. `frame` gives the chunks to write: a header `HEAD`
+(the pickle's length, the number of buffers), the buffers' sizes, the pickle, the buffers;
+`write_all` writes them; `read_frame` reads one back, after its header.
 
->>> import io, pickle, numpy as np
->>> raw, buffers = parts(np.arange(3.0))
+>>> import io, numpy as np
 >>> stream = io.BytesIO()
->>> write_all(stream, [raw, *buffers])
->>> stream.seek(0) == 0 and pickle.loads(read_exactly(stream, len(raw)), buffers=[read_exactly(stream, 24)]).tolist()
+>>> write_all(stream, frame(np.arange(3.0)))
+>>> _ = stream.seek(0)
+>>> read_frame(stream, *HEAD.unpack(read_exactly(stream, HEAD.size))).tolist()
 [0.0, 1.0, 2.0]
 """
 
 from __future__ import annotations
 
 import pickle
+import struct
 
-__all__ = ["parts", "write_all", "read_exactly"]
+__all__ = ["HEAD", "frame", "read_frame", "write_all", "read_exactly"]
+
+HEAD = struct.Struct("<QQ")  # a frame's header: the pickle's length, the number of out-of-band buffers
 
 
-def parts(obj) -> tuple[bytes, list[memoryview]]:
-    """The pickle of obj and its out-of-band buffers (raw, C- or Fortran-contiguous views)."""
+def frame(obj) -> list:
+    """The chunks of one message: HEAD, the buffers' sizes, the pickle, the out-of-band buffers (raw,
+    C- or Fortran-contiguous views of the arrays)."""
     buffers: list = []
     raw = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    return raw, [b.raw() for b in buffers]
+    views = [b.raw() for b in buffers]
+    return [HEAD.pack(len(raw), len(views)), struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views)), raw, *views]
+
+
+def read_frame(inp, size: int, nbuf: int):
+    """The object of a frame whose HEAD (pickle length `size`, `nbuf` buffers) was just read."""
+    sizes = struct.unpack(f"<{nbuf}Q", read_exactly(inp, 8 * nbuf))
+    raw = read_exactly(inp, size)
+    return pickle.loads(raw, buffers=[read_exactly(inp, n) for n in sizes])
 
 
 def write_all(out, chunks) -> None:

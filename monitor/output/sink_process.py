@@ -34,16 +34,14 @@ import os
 import pickle
 import signal
 import stat
-import struct
 from typing import TextIO
 
-from monitor.core.pipe_io import parts, read_exactly, write_all
+from monitor.core.pipe_io import HEAD, frame, read_frame, write_all
 
 __all__ = ["SinkProcess", "wanted"]
 
 _PIPE_SIZE = 1 << 20  # bytes in the pipe to the child (Linux's default cap for a user); 64 KB otherwise
-_HEAD = struct.Struct("<QQ")  # a message: pickle length, number of out-of-band buffers (0, 0: flush)
-_FLUSH = _HEAD.pack(0, 0)
+_FLUSH = HEAD.pack(0, 0)  # a message is a pipe_io frame; a header of (0, 0) asks for a flush
 
 
 def wanted(dest: TextIO, *, live: bool) -> bool:
@@ -104,9 +102,7 @@ class SinkProcess:
             raise OSError(errno.EPIPE, "the records writer process stopped after a failure")
         if not len(s):
             return
-        head, raws = parts((s.time, s.x, s.label, s.p, s.flag, s.line, s.key))
-        self._send([_HEAD.pack(len(head), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
-                    head, *raws])
+        self._send(frame((s.time, s.x, s.label, s.p, s.flag, s.line, s.key)))
 
     def flush(self) -> None:
         """Wait until the child has written (and flushed) every record sent so far."""
@@ -172,19 +168,16 @@ def _serve(fmt: str, fd: int, data: int, ack: int) -> int:
     inp = os.fdopen(data, "rb", buffering=1 << 16)
     try:
         while True:
-            head = inp.read(_HEAD.size)
-            if len(head) < _HEAD.size:  # the replay closed the pipe: done
+            head = inp.read(HEAD.size)
+            if len(head) < HEAD.size:  # the replay closed the pipe: done
                 stream.flush()
                 return 0
-            size, nbuf = _HEAD.unpack(head)
+            size, nbuf = HEAD.unpack(head)
             if size == 0:
                 stream.flush()
                 os.write(ack, b"k")
                 continue
-            sizes = struct.unpack(f"<{nbuf}Q", read_exactly(inp, 8 * nbuf))
-            raw = read_exactly(inp, size)
-            buffers = [read_exactly(inp, n) for n in sizes]
-            t, x, label, p, flag, line, key = pickle.loads(raw, buffers=buffers)
+            t, x, label, p, flag, line, key = read_frame(inp, size, nbuf)
             sink.write(Scored(time=t, x=x, label=label, p=p, flag=np.asarray(flag), line=line, key=key))
     except OSError as e:
         os.write(ack, b"e" + pickle.dumps((e.errno, e.strerror)))
