@@ -67,6 +67,7 @@ class _Replay:
         self.note = (lambda msg: None) if quiet else (lambda msg: print(f"monitor: {msg}", file=sys.stderr))
         self.ck = self.saved = self.resume = self.position = None
         self.reader = None  # a SourceProcess: the file parsed by a child process
+        self.plain_file = False  # a regular file without --state (_plain_file), decided once in execute
 
     def execute(self) -> int:
         run = self.run
@@ -74,13 +75,13 @@ class _Replay:
         from monitor.app.interrupts import held_until_done
         try:
             with held_until_done():  # Ctrl-C during the imports of torch, numpy, pandas takes effect after them
-                file_first = _plain_file(run)  # a file's reader process parses while torch is imported
-                if not file_first:  # (live input and the rest: torch first, as before issue 15's reader)
+                self.plain_file = _plain_file(run)  # a file's reader process parses while torch is imported
+                if not self.plain_file:  # (live input and the rest: torch first, as before issue 15's reader)
                     configure_torch()
                 self.fmt = run.output.fmt or ("table" if run.output.out is None and sys.stdout.isatty() else "jsonl")
                 self._load_checkpoint()
                 self._open_source()
-                if file_first:
+                if self.plain_file:
                     configure_torch()
                 self._build_monitor()
             summary = self._run_loop()
@@ -144,7 +145,7 @@ class _Replay:
         src = run.source
         self.progress = src.stream is None and not run.state and _progress_wanted(src.file, self.choice.live,
                                                                                  run.output.quiet)
-        if _plain_file(run) and not self.choice.live and not self.progress:  # from its start, no bar
+        if self.plain_file and not self.choice.live and not self.progress:  # from its start, no bar
             self.reader = SourceProcess(self.choice.source, notes=notes)
             self.choice = replace(self.choice, source=self.reader)
 
