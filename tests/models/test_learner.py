@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models.learner import LearnerConfig, OnlineLearner
+from models.manual_step import ManualStepLearner  # the learner the monitor runs (its TorchScript steps)
 from models.network import NetworkConfig, build_network, make_loss
 
 
@@ -54,9 +55,9 @@ def _scores(learner, x, y, slices):
 
 def test_scores_do_not_depend_on_how_the_stream_is_sliced():
     x, y = stream(700)
-    one_by_one = _scores(OnlineLearner(seed=1), x, y, [1] * 700)
+    one_by_one = _scores(ManualStepLearner(seed=1), x, y, [1] * 700)
     rng = np.random.default_rng(5)
-    ragged = _scores(OnlineLearner(seed=1), x, y, rng.integers(1, 300, size=700).tolist())
+    ragged = _scores(ManualStepLearner(seed=1), x, y, rng.integers(1, 300, size=700).tolist())
     np.testing.assert_array_equal(one_by_one, ragged)
 
 
@@ -74,7 +75,7 @@ def test_batchnorm_never_trains_on_a_single_reading():
 
 def test_learns_a_threshold_on_raw_heart_rate():
     x, y = stream(3000, seed=2)
-    learner = OnlineLearner(seed=0)
+    learner = ManualStepLearner(seed=0)
     p = _scores(learner, x, y, [3000])
     late = slice(1500, None)
     assert np.mean((p[late] > 0.5) == y[late]) > 0.98

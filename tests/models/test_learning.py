@@ -7,6 +7,7 @@ import torch
 
 from models.adam import FlatAdam
 from models.learner import LearnerConfig, OnlineLearner
+from models.manual_step import ManualStepLearner  # the learner the monitor runs (its TorchScript steps)
 from monitor.core.metrics import first_sustained
 from monitor.core.monitor import Monitor
 from streams import Batch, Sample
@@ -56,7 +57,7 @@ def test_without_preserving_the_function_the_scores_move():
 
 def test_a_class_seen_for_the_first_time_restarts_the_warm_up():
     cfg = LearnerConfig(warm_until=100)
-    learner = OnlineLearner(cfg, seed=0)
+    learner = ManualStepLearner(cfg, seed=0)
     x = np.full((400, 1), 80.0) + np.random.default_rng(1).normal(0, 1, (400, 1))
     learner.learn_many(x, np.zeros(400))
     assert learner.warm_end_ < 400  # normal readings only: warm-up long over

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.learner import LearnerConfig, OnlineLearner
+from models.learner import LearnerConfig
+from models.manual_step import ManualStepLearner  # the learner the monitor runs (its TorchScript steps)
 
 
 def feed(learner, x, y):
@@ -22,7 +23,7 @@ def warmed():
     rng = np.random.default_rng(3)
     x = rng.normal(92, 4, (2600, 1))
     y = (x[:, 0] > 91).astype(float)
-    learner = OnlineLearner(LearnerConfig(), seed=0)
+    learner = ManualStepLearner(LearnerConfig(), seed=0)
     feed(learner, x, y)
     assert learner.n_seen_ > learner.warm_end_
     return learner, x, y
@@ -44,13 +45,13 @@ def test_it_holds_per_class_the_readings_nearest_the_boundary(warmed):
 def test_it_is_kept_in_the_state_and_a_restored_learner_goes_on_the_same(warmed):
     learner, _, _ = warmed
     state = learner.state_dict()
-    twin = OnlineLearner(LearnerConfig(), seed=0)
+    twin = ManualStepLearner(LearnerConfig(), seed=0)
     twin.load_state_dict(state)
     np.testing.assert_array_equal(twin._margin_x, learner._margin_x)
     rng = np.random.default_rng(4)
     x = rng.normal(91, 1, (300, 1))
     y = (x[:, 0] > 91).astype(float)
-    a, b = OnlineLearner(LearnerConfig(), seed=0), OnlineLearner(LearnerConfig(), seed=0)
+    a, b = ManualStepLearner(LearnerConfig(), seed=0), ManualStepLearner(LearnerConfig(), seed=0)
     a.load_state_dict(state)
     b.load_state_dict(state)
     feed(a, x, y)
@@ -58,7 +59,7 @@ def test_it_is_kept_in_the_state_and_a_restored_learner_goes_on_the_same(warmed)
     feed(b, x[1:], y[1:])
     np.testing.assert_array_equal(a.predict_proba_many(x), b.predict_proba_many(x))
     old = {k: v for k, v in state.items() if not k.startswith("margin_")}  # a checkpoint from before
-    c = OnlineLearner(LearnerConfig(), seed=0)
+    c = ManualStepLearner(LearnerConfig(), seed=0)
     c.load_state_dict(old)
     assert c._margin_x.shape == (0, 1) and c._margin_y.shape == (0,)
 
@@ -69,7 +70,7 @@ def test_a_change_of_regime_forgets_the_old_boundary():
     rng = np.random.default_rng(5)
     x = rng.normal(94, 4, (5000, 1))
     y = np.where(np.arange(5000) < 2600, x[:, 0] > 91, x[:, 0] > 97).astype(float)
-    learner = OnlineLearner(LearnerConfig(), seed=0)
+    learner = ManualStepLearner(LearnerConfig(), seed=0)
     feed(learner, x[:2600], y[:2600])
     mx, my = learner._margin_x[:, 0], learner._margin_y
     assert ((mx > 91) & (mx < 97) & (my == 1)).any()  # the old boundary is held
@@ -88,7 +89,7 @@ def test_it_is_not_used_while_warming_up():
     rng = np.random.default_rng(6)
     x = rng.normal(92, 5, (1500, 1))
     y = (x[:, 0] > 91).astype(float)
-    a, b = OnlineLearner(LearnerConfig(), seed=0), OnlineLearner(LearnerConfig(margin=0), seed=0)
+    a, b = ManualStepLearner(LearnerConfig(), seed=0), ManualStepLearner(LearnerConfig(margin=0), seed=0)
     feed(a, x, y)
     feed(b, x, y)
     assert a.n_seen_ <= a.warm_end_ and len(a._margin_y) == 8

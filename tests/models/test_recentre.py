@@ -44,7 +44,7 @@ def test_recentring_moves_the_statistics_and_keeps_the_function(cls):
 
 
 def test_a_new_class_recentres_the_layer_on_both_classes():
-    learner = rested(OnlineLearner)
+    learner = rested(ManualStepLearner)
     mean0 = float(learner.net[0].running_mean[0])
     x = np.array([[94.0], [96.0], [95.0], [97.0]])
     learner.learn_many(x, np.ones(4))  # the first abnormal readings: a step right away

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.learner import LearnerConfig, OnlineLearner
+from models.manual_step import ManualStepLearner  # the learner the monitor runs (its TorchScript steps)
 from monitor.core.monitor import Monitor
 from streams import Batch
 
@@ -50,7 +51,7 @@ def test_scores_do_not_depend_on_the_chunking_across_changes_of_regime(whole):
 
 
 def test_the_step_comes_right_after_a_wrong_reading():
-    learner = OnlineLearner(seed=0)
+    learner = ManualStepLearner(seed=0)
     rng = np.random.default_rng(1)
     x = rng.normal(92, 5, (600, 1))
     y = (x[:, 0] > 91).astype(float)
@@ -66,7 +67,7 @@ def test_the_step_comes_right_after_a_wrong_reading():
 
 
 def test_without_early_the_step_waits_for_the_mini_batch():
-    learner = OnlineLearner(LearnerConfig(early=False), seed=0)
+    learner = ManualStepLearner(LearnerConfig(early=False), seed=0)
     x = np.random.default_rng(1).normal(92, 5, (600, 1))
     learner.learn_many(x, (x[:, 0] > 91).astype(float))
     probe, label = np.array([[80.0], [200.0], [82.0]]), np.zeros(3)

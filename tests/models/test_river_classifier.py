@@ -8,7 +8,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from river import checks, datasets, evaluate, metrics, preprocessing
 
 from models import OnlineMLPClassifier
 from models.learner import OnlineLearner
@@ -17,6 +16,9 @@ from models.learner import OnlineLearner
 def _checks(model):
     """river's checks for this model, each once (river repeats them on a copy of Phishing whose
     labels are numpy bools; the labels are tested separately below)."""
+    from river import checks  # river's modules are imported where used, not at collection (~1 s of CPU
+    # in every xdist worker)
+
     done = set()
     for check in checks.yield_checks(model):
         if check.__name__ not in done and check.__name__ not in model._unit_test_skips():
@@ -63,6 +65,8 @@ def test_labels_cannot_come_out_inverted(first_true, kind):
 
 
 def test_phishing_beats_the_majority_class_in_a_pipeline():
+    from river import datasets, evaluate, metrics, preprocessing
+
     data = datasets.Phishing().take(500)
     model = preprocessing.StandardScaler() | OnlineMLPClassifier(seed=0)
     acc = evaluate.progressive_val_score(data, model, metrics.Accuracy()).get()
@@ -167,7 +171,7 @@ def test_pickle_round_trip_continues_identically():
 def test_defaults_beat_logistic_regression_on_phishing_and_learn_bananas(seed):
     """The figures in the README (benchmarks/river_datasets.py): at least LogisticRegression's
     accuracy on Phishing, and at least 0.85 on Bananas, which a linear model cannot reach."""
-    from river import linear_model
+    from river import datasets, evaluate, linear_model, metrics, preprocessing
 
     def accuracy(dataset, clf):
         return evaluate.progressive_val_score(dataset, preprocessing.StandardScaler() | clf, metrics.Accuracy()).get()

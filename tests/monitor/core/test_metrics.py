@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from river import metrics as rm
 
 from monitor.core.metrics import PrequentialMetrics, first_sustained
 from tests.conftest import ROOT, random_splits
@@ -38,6 +37,8 @@ def test_matches_river_one_reading_at_a_time_and_sklearn_auc():
     y, p, flag = make_stream(0)
     assert set(p[y == 1]) >= {0.0, 1.0} and set(p[y == 0]) >= {0.0, 1.0}
     ours = PrequentialMetrics()
+    from river import metrics as rm  # here, not at collection (0.75 s in every worker)
+
     acc, loss, prec, rec = rm.Accuracy(), rm.LogLoss(), rm.Precision(), rm.Recall()
     checked_auc = undefined_precision = 0
     for a, b in random_splits(np.random.default_rng(1), len(y), max_size=40):
@@ -78,6 +79,8 @@ def test_log_loss_clip_is_rivers_not_sklearns():
     assert math.isclose(m.result()["log_loss"], log_loss([1, 0, 1], [0.7, 0.2, 0.9]), rel_tol=1e-12)
     miss = PrequentialMetrics()
     miss.update(np.array([1]), np.array([0.0]), np.array([False]))
+    from river import metrics as rm  # here, not at collection (0.75 s in every worker)
+
     river_loss = rm.LogLoss()
     river_loss.update(True, 0.0)
     assert miss.result()["log_loss"] == river_loss.get() == -math.log(1e-15)
@@ -95,6 +98,8 @@ def test_auc_equals_river_rocauc_with_matching_thresholds():
     from sklearn.metrics import roc_auc_score  # here, not at collection: 1 s a worker
     y, p, flag = make_stream(5, n=1500)
     ours = PrequentialMetrics(n_bins=64)
+    from river import metrics as rm  # here, not at collection (0.75 s in every worker)
+
     river_auc = rm.ROCAUC(n_thresholds=65)
     for a, b in random_splits(np.random.default_rng(6), len(y), max_size=200):
         ours.update(y[a:b], p[a:b], flag[a:b])

@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from models.learner import LearnerConfig, OnlineLearner
+from models.manual_step import ManualStepLearner  # the learner the monitor runs (its TorchScript steps)
 from monitor.state.checkpoint import Checkpoint, CheckpointError, write_atomic
 from monitor.cli import main
 from monitor.core.monitor import Monitor
@@ -73,13 +74,12 @@ def states_equal(a, b) -> bool:
 
 def test_learner_state_dict_continues_exactly(hr_values):
     x, y = hr_values.reshape(-1, 1), (hr_values > 91).astype(float)
-    whole = OnlineLearner(LearnerConfig(), seed=3)
+    whole = ManualStepLearner(LearnerConfig(), seed=3)
     whole.learn_many(x, y)
-    first = OnlineLearner(LearnerConfig(), seed=3)
+    first = ManualStepLearner(LearnerConfig(), seed=3)
     first.learn_many(x[:437], y[:437])  # mid mini-batch: pending buffer, replay ring and rng in use
-    path = ROOT / "tests" / ".." / "tests"
     state = first.state_dict()
-    second = OnlineLearner(LearnerConfig(), seed=99)  # another seed: everything comes from the state
+    second = ManualStepLearner(LearnerConfig(), seed=99)  # another seed: everything comes from the state
     second.load_state_dict(state)
     second.learn_many(x[437:], y[437:])
     a, b = whole.state_dict(), second.state_dict()
