@@ -109,9 +109,10 @@ class CsvReplay(LineSource):
             if not left:
                 break
         if left or digest.hexdigest() != want:
-            have = f"has only {offset - left} bytes" if left else f"its first {offset} bytes differ from"
-            raise SourceError(f"cannot resume {self._name()}: it {have} those the checkpoint was saved "
-                              "on (replaced or rewritten since?); give another --state to start afresh")
+            why = (f"it has only {offset - left} of the {offset} bytes" if left
+                   else f"its first {offset} bytes differ from those")
+            raise SourceError(f"cannot resume {self._name()}: {why} the checkpoint was saved on (replaced or "
+                              "rewritten since?); give another --state to start afresh")
         self._prefix = digest
         return digest.copy()
 

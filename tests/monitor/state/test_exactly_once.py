@@ -118,15 +118,35 @@ def _killed_half_way(tmp_path, data, out, state):
     return args
 
 
+def saved_offset(state) -> int:
+    """The byte of the input where the checkpoint's run goes on."""
+    from monitor.state.checkpoint import Checkpoint
+    return int(Checkpoint(state, options={}).read()["position"]["offset"])
+
+
 def test_an_input_replaced_by_other_bytes_is_refused_and_the_output_kept(tmp_path):
     data, out, state = write_csv(tmp_path / "a.csv", 60), tmp_path / "o.jsonl", tmp_path / "s.pt"
     _killed_half_way(tmp_path, data, out, state)
     write_csv(data, 80, seed=2)  # log rotation: another file, longer, under the same name
     res = run("replay", str(data), "--out", str(out), "--state", str(state), "--checkpoint-every", "10", "-q")
     assert res.exit_code == 2, res.output
-    assert "replaced" in res.output and len(res.output.strip().splitlines()) == 1
+    offset = saved_offset(state)
+    assert res.output == (f"Error: cannot resume {data}: its first {offset} bytes differ from those the "
+                          "checkpoint was saved on (replaced or rewritten since?); give another --state to "
+                          "start afresh\n")
     times = [json.loads(ln)["time"] for ln in out.read_text().splitlines()]
     assert times == [i * 0.5 for i in range(len(times))]  # what it holds, it holds once, in order
+
+
+def test_an_input_cut_short_is_refused_saying_how_much_is_left(tmp_path):
+    data, out, state = write_csv(tmp_path / "a.csv", 60), tmp_path / "o.jsonl", tmp_path / "s.pt"
+    _killed_half_way(tmp_path, data, out, state)
+    offset = saved_offset(state)
+    data.write_bytes(data.read_bytes()[:40])
+    res = run("replay", str(data), "--out", str(out), "--state", str(state), "--checkpoint-every", "10", "-q")
+    assert res.exit_code == 2
+    assert res.output == (f"Error: cannot resume {data}: it has only 40 of the {offset} bytes the checkpoint "
+                          "was saved on (replaced or rewritten since?); give another --state to start afresh\n")
 
 
 def test_an_offset_moved_inside_a_line_is_refused(tmp_path):
