@@ -76,6 +76,9 @@ def find_column(names: Sequence[str], wanted: str | int, option: str = "column")
                       f"the columns are: {', '.join(names)}")
 
 
+NO_TIME = "no time column (time = reading index)"  # the note's words when the time is the reading index
+
+
 @dataclass(frozen=True)
 class Columns:
     """The columns chosen for a line source; indices into ``names``."""
@@ -97,7 +100,7 @@ class Columns:
         n = self.names
         parts = [f"reading column {n[self.reading]!r}"]
         if self.time is None:
-            parts.append("no time column (time = reading index)")
+            parts.append(NO_TIME)
         else:
             parts.append(f"time column {n[self.time]!r}" + (" (ISO 8601)" if self.time_iso else ""))
         if self.label is not None:

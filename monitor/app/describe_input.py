@@ -35,12 +35,14 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
     """Read a whole file as the monitor would and summarise it; SourceError if it cannot be read.
 
     Keys: path, format, gzip, columns, readings, rejected, header_lines, first_rejects (up to 5
-    of [record, reason]), time_first, time_last, time_span_s, mean, std, min, max, threshold,
+    of [record, reason]), time_first, time_last, time_span_s, time_is_index (no time column: the
+    times are reading indices), mean, std, min, max, threshold,
     above_threshold (share of readings strictly above it), labels (share of label 1, when the file
     has a label column), found (what a record-based format found: signals, codes, skipped
     records), unit (what rejects count: line, record, sample...), keys (distinct keys, when keyed).
     """
     from models.normaliser import RunningNormaliser
+    from streams.columns import NO_TIME
     from streams.formats import detect, open_file
 
     found = detect(path)
@@ -81,6 +83,7 @@ def describe(path: str | os.PathLike, *, format_in: str | None = None, column: s
         "header_lines": headers, "first_rejects": first_rejects,
         "time_first": t_first, "time_last": t_last,
         "time_span_s": None if t_first is None else t_last - t_first,
+        "time_is_index": bool(notes) and NO_TIME in notes[0],  # no time column: no span in seconds
         "mean": None if mean is None else float(mean[0]), "std": None if std is None else float(std[0]),
         "min": lo if n else None, "max": hi if n else None, "threshold": threshold,
         "above_threshold": above / n if n else None, "above_count": above,
@@ -122,7 +125,9 @@ def format_info(d: dict) -> str:
         lines.append(("keys", str(d["keys"])))
     if d["readings"]:
         lines += [
-            ("time", f"{_time(d['time_first'])} .. {_time(d['time_last'])}  (span {_span(d['time_span_s'])})"),
+            ("time", f"reading index {d['time_first']:g} .. {d['time_last']:g}  (no time column)"
+             if d.get("time_is_index") else
+             f"{_time(d['time_first'])} .. {_time(d['time_last'])}  (span {_span(d['time_span_s'])})"),
             ("mean", f"{d['mean']:.2f}"),
             ("spread (std)", f"{d['std']:.2f}  (min {d['min']:.2f}, max {d['max']:.2f})"),
             (f"above {d['threshold']:g} bpm", f"{100 * d['above_threshold']:.1f}%  "
