@@ -290,7 +290,12 @@ def live_latency(hr: np.ndarray, tree: str, *, seconds: float, rate: float) -> d
         raise SystemExit("live run: some records never came back")
     return {"n": n, "first": (got[0] - sent[0]), "p50": float(np.percentile(lat, 50)),
             "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-            "over_2ms": int((lat > 2.0).sum()), "over_2ms_first_500": int((lat[:500] > 2.0).sum())}
+            "over_2ms": int((lat > 2.0).sum()), "over_2ms_first_500": int((lat[:500] > 2.0).sum()),
+            "over_2ms_by_line": np.histogram(np.nonzero(lat > 2.0)[0], bins=SLOW_BINS)[0].tolist(),
+            "ms_first_200": np.round(lat[:200:10], 1).tolist()}
+
+
+SLOW_BINS = [0, 50, 100, 150, 200, 300, 500, 1000, 2000, 10**9]  # line ranges the slow lines are counted in
 
 
 def _live_line(label: str, lat: dict, rate: float) -> str:
@@ -310,6 +315,10 @@ def live_only(trees: list, args) -> int:
             lat = live_latency(hr, tree, seconds=args.live_seconds, rate=args.live_rate)
             print(f"round {r + 1}, " + _live_line(label, lat, args.live_rate) +
                   f" (load {os.getloadavg()[0]:.2f})", flush=True)
+            ranges = ", ".join(f"{a}-{b if b < 10**9 else lat['n']}: {k}"
+                               for a, b, k in zip(SLOW_BINS, SLOW_BINS[1:], lat["over_2ms_by_line"]))
+            print(f"  lines over 2 ms by line range: {ranges}", flush=True)
+            print(f"  ms, every 10th of the first 200 lines: {lat['ms_first_200']}", flush=True)
     return 0
 
 
