@@ -26,32 +26,32 @@ def pytest_configure(config) -> None:
     # their number of tests
 
 
-# The test files that cost most CPU, heaviest first (seconds of CPU each, measured on this 2-core machine
-# with `python -m pytest -n auto --dist loadfile --durations=0`, summed per file). xdist gives each worker
-# the next file when it is free, so handing out the long files first keeps the two workers' ends close
-# (longest-processing-time first); the others follow in collection order. A stale list costs balance,
-# never a test.
+# The test files that cost most CPU, heaviest first (seconds of CPU each on this 2-core machine, from
+# `python -m pytest -q -n auto --dist loadfile -p tests.cpu_per_file`, 30 Nov 2026 at 303b30a). xdist gives
+# each worker the next file when it is free, so handing out the long files first keeps the two workers'
+# ends close (longest-processing-time first); the others follow in collection order. A stale list costs
+# balance, never a test.
 HEAVIEST_FIRST = (
-    "tests/models/test_scripted_steps.py",  # 11.9
-    "tests/monitor/app/test_bad_input.py",  # 8.7
-    "tests/models/test_learner.py",  # 6.9
-    "tests/monitor/core/test_background.py",  # 6.4
-    "tests/models/test_recentre.py",  # 6.3
-    "tests/monitor/cli/test_output_errors.py",  # 6.1
-    "tests/monitor/state/test_exactly_once.py",  # 5.5
-    "tests/monitor/dashboard/test_dashboard_browser.py",  # 5.5
-    "tests/models/test_regime.py",  # 5.2
-    "tests/monitor/state/test_resume.py",  # 5.0
-    "tests/monitor/core/test_background_learner.py",  # 4.7
-    "tests/models/test_margin.py",  # 4.6
-    "tests/monitor/lab/test_ablate.py",  # 4.1
-    "tests/monitor/cli/test_cli_replay.py",  # 3.9
-    "tests/monitor/keyed/test_keyed.py",  # 3.8
-    "tests/streams/test_fhir.py",  # 3.6
-    "tests/models/test_manual_step.py",  # 3.6
-    "tests/monitor/distributed/test_redis_io.py",  # 3.6
-    "tests/monitor/state/test_checkpoint.py",  # 3.3
-    "tests/monitor/cli/test_cli_process.py",  # 3.2
+    "tests/models/test_scripted_steps.py",  # 8.2
+    "tests/monitor/lab/test_ablate.py",  # 5.1
+    "tests/monitor/core/test_background.py",  # 5.0
+    "tests/monitor/app/test_bad_input.py",  # 4.6
+    "tests/monitor/dashboard/test_dashboard_browser.py",  # 4.4 (and a browser's CPU, not counted)
+    "tests/monitor/cli/test_output_errors.py",  # 3.7
+    "tests/streams/test_fhir.py",  # 3.7
+    "tests/monitor/core/test_background_learner.py",  # 3.6
+    "tests/monitor/state/test_exactly_once.py",  # 3.5
+    "tests/monitor/cli/test_cli_replay.py",  # 3.4
+    "tests/models/test_regime.py",  # 3.2
+    "tests/monitor/keyed/test_keyed.py",  # 3.2
+    "tests/models/test_recentre.py",  # 2.9
+    "tests/monitor/state/test_resume.py",  # 2.9
+    "tests/monitor/distributed/test_redis_io.py",  # 2.8
+    "tests/models/test_learner.py",  # 2.6
+    "tests/monitor/cli/test_cli_process.py",  # 2.6
+    "tests/monitor/state/test_checkpoint.py",  # 2.5
+    "tests/models/test_river_classifier.py",  # 2.4
+    "tests/streams/test_formats.py",  # 2.3
 )
 
 
